@@ -1,0 +1,263 @@
+// Package e2e drives the built spinbook binary against real services: real
+// Jupyter processes, real sockets, real browsers later. Nothing is mocked.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bin is the spinbook binary under test, built once by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "spinbook-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "spinbook")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/spinbook")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build spinbook:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// needJupyter skips with the install command when no Jupyter is present
+// (CI installs it, so CI never skips).
+func needJupyter(t *testing.T) {
+	t.Helper()
+	for _, c := range []string{"jupyter-lab", "jupyter-notebook", "jupyter-server"} {
+		if _, err := exec.LookPath(c); err == nil {
+			return
+		}
+	}
+	t.Skip("no Jupyter on PATH: apt-get install jupyter-notebook python3-ipykernel")
+}
+
+// world is one isolated spinbook installation: its own state dir and config.
+type world struct {
+	t        *testing.T
+	stateDir string
+	config   string
+	env      []string
+	users    map[string]bool
+}
+
+// newWorld writes cfg (YAML; state_dir and ports are added) and arranges
+// that every server it started is taken down at the end.
+func newWorld(t *testing.T, cfg string) *world {
+	t.Helper()
+	needJupyter(t)
+	w := &world{t: t, stateDir: t.TempDir(), users: map[string]bool{}}
+	w.config = filepath.Join(t.TempDir(), "spinbook.yaml")
+	full := cfg + fmt.Sprintf("\nlocal:\n  state_dir: %s\n  ports: 18800-18999\n", w.stateDir)
+	if err := os.WriteFile(w.config, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.env = append(os.Environ(), "SPINBOOK_CONFIG="+w.config, "SPINBOOK_USER=")
+	t.Cleanup(func() {
+		for u := range w.users {
+			w.run("down", "--user", u)
+		}
+		if leftover := w.processes(); len(leftover) > 0 {
+			t.Errorf("processes left after the test: %v", leftover)
+		}
+	})
+	return w
+}
+
+// result is one run of the binary.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run runs spinbook with args in this world.
+func (w *world) run(args ...string) result {
+	w.t.Helper()
+	for i, a := range args {
+		if a == "--user" && i+1 < len(args) {
+			w.users[args[i+1]] = true
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = w.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		w.t.Fatalf("run spinbook %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// server is what `up --json` and `status --json` print.
+type server struct {
+	User      string `json:"user"`
+	Backend   string `json:"backend"`
+	State     string `json:"state"`
+	Ready     bool   `json:"ready"`
+	URL       string `json:"url"`
+	HealthURL string `json:"health_url"`
+	Workspace string `json:"workspace"`
+	Password  string `json:"password"`
+}
+
+// up brings user's server up and returns what it printed.
+func (w *world) up(user string) server {
+	w.t.Helper()
+	r := w.run("up", "--json", "--user", user)
+	if r.code != 0 {
+		w.t.Fatalf("spinbook up --user %s: %s", user, r)
+	}
+	var s server
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		w.t.Fatalf("up --json printed no JSON object: %v\n%s", err, r)
+	}
+	return s
+}
+
+func (w *world) status(user string) server {
+	w.t.Helper()
+	r := w.run("status", "--json", "--user", user)
+	if r.code != 0 {
+		w.t.Fatalf("spinbook status: %s", r)
+	}
+	var s server
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		w.t.Fatalf("status --json: %v\n%s", err, r)
+	}
+	return s
+}
+
+// processes lists live processes that belong to this world: their command
+// line names its state dir, or a Jupyter runtime dir of one of its users.
+func (w *world) processes() []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || len(cmdline) == 0 {
+			continue
+		}
+		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+				continue // a zombie is gone, only not yet reaped
+			}
+		}
+		line := string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		mine := strings.Contains(line, w.stateDir)
+		for u := range w.users {
+			mine = mine || strings.Contains(line, "/spinbook-"+u+"-")
+		}
+		if mine {
+			out = append(out, e.Name()+": "+line)
+		}
+	}
+	return out
+}
+
+// browser is an HTTP client with a cookie jar, optionally dialing from a
+// given loopback source address, that does not follow redirects.
+type browser struct {
+	*http.Client
+	base *url.URL
+}
+
+func newBrowser(t *testing.T, base string, source string) *browser {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
+	}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &browser{
+		Client: &http.Client{
+			Jar:           jar,
+			Transport:     tr,
+			Timeout:       30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		base: u,
+	}
+}
+
+func (b *browser) origin() string { return b.base.Scheme + "://" + b.base.Host }
+
+// do sends a request to path with the headers a same-origin page would set.
+func (b *browser) do(t *testing.T, method, path string, body io.Reader, header map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, b.origin()+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// login posts password to the login form, as the page would.
+func (b *browser) login(t *testing.T, password string) *http.Response {
+	t.Helper()
+	form := url.Values{"password": {password}, "next": {"/tree"}}
+	return b.do(t, http.MethodPost, "/spinbook/login", strings.NewReader(form.Encode()), map[string]string{
+		"Content-Type": "application/x-www-form-urlencoded",
+		"Origin":       b.origin(),
+	})
+}
+
+// waitFor polls cond until it is true or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

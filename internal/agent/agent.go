@@ -1,0 +1,265 @@
+// Package agent is what runs inside every server, whatever the backend: it
+// starts Jupyter where only the agent can reach it, serves the front door
+// (login, allowlist, proxy) and a health listener that answers from Go even
+// while kernels keep every core busy, and on SIGTERM stops Jupyter and its
+// kernels cleanly.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/gateway"
+	"github.com/spinbook/spinbook/internal/secret"
+)
+
+// stopGrace is how long Jupyter gets to stop its kernels after SIGTERM.
+const stopGrace = 10 * time.Second
+
+// Agent is one server's agent.
+type Agent struct {
+	spec   backend.AgentSpec
+	log    *slog.Logger
+	output io.Writer // where Jupyter's output goes (the server log)
+	redact *secret.Redactor
+	ready  atomic.Bool
+}
+
+// New returns an agent for spec that logs to log and copies Jupyter's
+// output, line by line, to output; both with every secret the agent knows
+// redacted.
+func New(spec backend.AgentSpec, log *slog.Logger, output io.Writer) *Agent {
+	r := &secret.Redactor{}
+	r.Add(spec.PasswordHash)
+	return &Agent{spec: spec, log: slog.New(r.Handler(log.Handler())), output: output, redact: r}
+}
+
+// Run serves until ctx is done (the caller cancels it on SIGTERM), then
+// stops Jupyter and returns nil; it returns an error if the server could not
+// start or Jupyter died.
+func (a *Agent) Run(ctx context.Context) error {
+	front, health, err := a.listeners()
+	if err != nil {
+		return err
+	}
+	defer front.Close()
+	defer health.Close()
+
+	hash, err := secret.ParsePasswordHash(a.spec.PasswordHash)
+	if err != nil {
+		return fmt.Errorf("password hash: %w", err)
+	}
+	allow, err := parsePrefixes(a.spec.Allow)
+	if err != nil {
+		return fmt.Errorf("access.allow: %w", err)
+	}
+	trusted, err := parsePrefixes(a.spec.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("access.trusted_proxies: %w", err)
+	}
+
+	// Health answers from the first moment, so a backend can tell "starting"
+	// from "dead".
+	healthSrv := &http.Server{
+		Handler:           gateway.NewHealth(func(context.Context) bool { return a.ready.Load() }),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	go healthSrv.Serve(health)
+	defer healthSrv.Close()
+
+	command, err := findJupyter(a.spec.JupyterCommand)
+	if err != nil {
+		return err
+	}
+	in, err := probe(ctx, command, a.spec.CacheDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(a.spec.Workspace, 0o755); err != nil {
+		return fmt.Errorf("workspace: %w", err)
+	}
+	extraEnv, err := a.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	runtimeDir, err := os.MkdirTemp("", "spinbook-"+a.spec.User+"-")
+	if err != nil {
+		return fmt.Errorf("runtime dir: %w", err)
+	}
+	defer os.RemoveAll(runtimeDir)
+
+	token := randomHex(32)
+	a.redact.Add(token)
+	out := &lineWriter{w: a.output, prefix: "jupyter: ", redact: a.redact}
+	j, err := startJupyter(in, a.spec.Workspace, runtimeDir, token, extraEnv, out)
+	if err != nil {
+		return err
+	}
+	a.log.Info("jupyter started", "command", in.Command, "pid", j.cmd.Process.Pid, "via", j.network)
+	a.recordJupyter(j)
+
+	gw, err := gateway.New(gateway.Options{
+		User:           a.spec.User,
+		Upstream:       &url.URL{Scheme: "http", Host: "jupyter"},
+		Transport:      j.transport(),
+		UpstreamToken:  token,
+		CheckPassword:  hash.Verify,
+		Allow:          allow,
+		TrustedProxies: trusted,
+		Logger:         a.log,
+	})
+	if err != nil {
+		j.stop(stopGrace)
+		return err
+	}
+	frontSrv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	go frontSrv.Serve(front)
+
+	var wg sync.WaitGroup
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	wg.Go(func() { a.pollReady(pollCtx, j) })
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.log.Info("stopping", "reason", context.Cause(ctx))
+	case <-j.done:
+		runErr = fmt.Errorf("jupyter exited unexpectedly: %v (see the lines starting with \"jupyter:\" above)", j.err)
+	}
+	a.ready.Store(false)
+	stopPoll()
+	wg.Wait()
+	j.stop(stopGrace)
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	frontSrv.Shutdown(shutCtx)
+	frontSrv.Close() // websockets are hijacked: Shutdown does not wait for them
+	return runErr
+}
+
+// listeners returns the front door and health listeners: inherited as file
+// descriptors 3 and 4, or bound now.
+func (a *Agent) listeners() (front, health net.Listener, err error) {
+	if a.spec.InheritListeners {
+		front, err = net.FileListener(os.NewFile(3, "front"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("front door listener (fd 3): %w", err)
+		}
+		health, err = net.FileListener(os.NewFile(4, "health"))
+		if err != nil {
+			front.Close()
+			return nil, nil, fmt.Errorf("health listener (fd 4): %w", err)
+		}
+		return front, health, nil
+	}
+	front, err = net.Listen("tcp", net.JoinHostPort(a.spec.Listen, strconv.Itoa(a.spec.FrontPort)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("front door: %w", err)
+	}
+	health, err = net.Listen("tcp", net.JoinHostPort(a.spec.Listen, strconv.Itoa(a.spec.HealthPort)))
+	if err != nil {
+		front.Close()
+		return nil, nil, fmt.Errorf("health listener: %w", err)
+	}
+	return front, health, nil
+}
+
+// pollReady keeps a.ready true while Jupyter answers /api/status: quickly
+// while it starts, then every few seconds. /readyz reads the cached value,
+// so a slow Jupyter never slows a health check.
+func (a *Agent) pollReady(ctx context.Context, j *jupyter) {
+	client := &http.Client{Transport: j.transport(), Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	interval := 50 * time.Millisecond
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://jupyter/api/status", nil)
+		req.Header.Set("Authorization", "token "+j.token)
+		ok := false
+		if resp, err := client.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ok = resp.StatusCode == http.StatusOK
+		}
+		if ok != a.ready.Load() {
+			a.ready.Store(ok)
+			a.log.Info("jupyter readiness changed", "ready", ok)
+		}
+		if ok {
+			interval = 5 * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-j.done:
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// recordJupyter writes which process Jupyter is, so that a backend can
+// clean up after an agent that was killed.
+func (a *Agent) recordJupyter(j *jupyter) {
+	if a.spec.StateDir == "" {
+		return
+	}
+	data, _ := json.Marshal(backend.ProcessRecord{PID: j.cmd.Process.Pid, Start: j.start})
+	if err := os.WriteFile(filepath.Join(a.spec.StateDir, "jupyter.json"), data, 0o600); err != nil {
+		a.log.Warn("record jupyter process", "err", err)
+	}
+}
+
+// WriteExit records in spec.StateDir how the agent ended, for `spinbook status`.
+func WriteExit(stateDir string, code int, reason string) error {
+	if stateDir == "" {
+		return nil
+	}
+	data, _ := json.Marshal(backend.ExitRecord{Code: code, Reason: reason, At: time.Now().UTC().Format(time.RFC3339)})
+	return os.WriteFile(filepath.Join(stateDir, "exit.json"), data, 0o600)
+}
+
+func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			a, aerr := netip.ParseAddr(c)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q: %w", c, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+

@@ -1,0 +1,11 @@
+package agent
+
+import "context"
+
+// prepare readies the server before Jupyter starts — the place where the
+// team repo is cloned and credential files are written — and returns the
+// environment that Jupyter and its kernels get on top of the agent's own.
+func (a *Agent) prepare(ctx context.Context) ([]string, error) {
+	var env []string
+	return env, nil
+}

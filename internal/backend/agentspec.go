@@ -1,0 +1,91 @@
+package backend
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// AgentSpec is what a backend hands the agent inside a server. It travels as
+// a 0600 JSON file that the agent reads and then removes, never in argv or
+// the environment, because it holds the password hash (and later secrets).
+type AgentSpec struct {
+	// User owns the server.
+	User string `json:"user"`
+	// Workspace is the directory Jupyter serves; created if missing.
+	Workspace string `json:"workspace"`
+	// StateDir is where the agent records how it exited (exit.json) and
+	// which Jupyter process it runs (jupyter.json); the backend reads them.
+	StateDir string `json:"state_dir"`
+	// CacheDir keeps what the agent learns about the Jupyter install between
+	// starts; "" disables the cache.
+	CacheDir string `json:"cache_dir,omitempty"`
+
+	// InheritListeners: the front door and health listeners arrive already
+	// bound as file descriptors 3 and 4 (local backend: no port races).
+	// Otherwise the agent binds Listen:FrontPort and Listen:HealthPort.
+	InheritListeners bool   `json:"inherit_listeners,omitempty"`
+	Listen           string `json:"listen,omitempty"`
+	FrontPort        int    `json:"front_port,omitempty"`
+	HealthPort       int    `json:"health_port,omitempty"`
+
+	// PasswordHash is the argon2id hash the front door checks.
+	PasswordHash string `json:"password_hash"`
+	// Allow and TrustedProxies are CIDRs, as in access.allow and
+	// access.trusted_proxies; empty Allow means loopback only.
+	Allow          []string `json:"allow,omitempty"`
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	// JupyterCommand is the command that starts Jupyter; empty = detect.
+	JupyterCommand []string `json:"jupyter_command,omitempty"`
+}
+
+// WriteAgentSpec writes s to path with mode 0600, replacing any old file.
+func WriteAgentSpec(path string, s AgentSpec) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode agent spec: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write agent spec: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write agent spec: %w", err)
+	}
+	return nil
+}
+
+// ReadAgentSpec reads the spec at path and removes the file, so that what it
+// holds lives on only in the agent's memory.
+func ReadAgentSpec(path string) (AgentSpec, error) {
+	var s AgentSpec
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return s, fmt.Errorf("read agent spec: %w", err)
+	}
+	if err := os.Remove(path); err != nil {
+		return s, fmt.Errorf("remove agent spec: %w", err)
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return s, fmt.Errorf("decode agent spec %s: %w", path, err)
+	}
+	if s.User == "" || s.Workspace == "" {
+		return s, fmt.Errorf("agent spec %s: user and workspace are required", path)
+	}
+	return s, nil
+}
+
+// ExitRecord is what the agent writes to StateDir/exit.json as it exits.
+type ExitRecord struct {
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+	At     string `json:"at"`
+}
+
+// ProcessRecord is what the agent writes to StateDir/jupyter.json once
+// Jupyter runs, so a backend can clean up after an agent that was killed.
+type ProcessRecord struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"` // process start time in clock ticks since boot
+}

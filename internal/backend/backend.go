@@ -1,0 +1,77 @@
+// Package backend defines what every place that runs notebook servers
+// (local processes, Docker, Kubernetes, AWS) offers the command line, and the
+// spec that every backend hands the agent inside a server. It holds types
+// only; implementations live in the sub-packages.
+package backend
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// A Backend runs notebook servers on one kind of infrastructure.
+// Methods are safe for concurrent use and idempotent.
+type Backend interface {
+	// Name is the backend's config name, e.g. "local".
+	Name() string
+	// Up makes spec's server exist and run, and returns once it is ready;
+	// if it already runs, Up returns it with Started false.
+	Up(ctx context.Context, spec Spec, progress func(Event)) (Server, error)
+	// Down stops and removes the server; a missing server is not an error.
+	// The workspace is kept.
+	Down(ctx context.Context, user string, progress func(Event)) error
+	// Status reports the server; a missing one has State Absent and a nil error.
+	Status(ctx context.Context, user string) (Server, error)
+	// List returns every server this backend created.
+	List(ctx context.Context) ([]Server, error)
+}
+
+// A Logger is a Backend that can show a server's log.
+type Logger interface {
+	// Logs copies the server's log to w; with follow it keeps copying new
+	// lines until ctx is done.
+	Logs(ctx context.Context, user string, follow bool, w io.Writer) error
+}
+
+// Spec says which server Up should bring up.
+type Spec struct {
+	// User owns the server; already validated by config.ValidateUser.
+	User string
+	// PasswordHash is the argon2id hash the front door checks.
+	PasswordHash string
+}
+
+// State is where a server is in its life.
+type State string
+
+// The states a server can be in.
+const (
+	Running State = "running" // the agent runs (see Server.Ready for Jupyter)
+	Stopped State = "stopped" // it exited cleanly (signal, idle stop); up starts it again
+	Failed  State = "failed"  // it died or never became ready; up starts it again
+	Absent  State = "absent"  // there is no such server
+)
+
+// Server is what a backend knows about one user's server.
+type Server struct {
+	User    string `json:"user"`
+	Backend string `json:"backend"`
+	State   State  `json:"state"`
+	// Ready is true when Jupyter answers behind the front door.
+	Ready bool `json:"ready"`
+	// URL is the front door a person opens; HealthURL answers /healthz and /readyz.
+	URL       string    `json:"url,omitempty"`
+	HealthURL string    `json:"health_url,omitempty"`
+	Workspace string    `json:"workspace,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// Detail says why a server is stopped or failed, and what to do.
+	Detail string `json:"detail,omitempty"`
+	// Started is true when this Up call started the server.
+	Started bool `json:"-"`
+}
+
+// Event is one progress report from a long operation.
+type Event struct {
+	Message string
+}

@@ -1,0 +1,31 @@
+package local
+
+import (
+	"io"
+	"log/slog"
+	"os/exec"
+	"testing"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/backend/backendtest"
+	"github.com/spinbook/spinbook/internal/config"
+)
+
+func TestConformance(t *testing.T) {
+	if _, err := exec.LookPath("jupyter-notebook"); err != nil {
+		if _, err := exec.LookPath("jupyter-lab"); err != nil {
+			t.Skip("no Jupyter on PATH: apt-get install jupyter-notebook python3-ipykernel")
+		}
+	}
+	agent := backendtest.BuildSpinbook(t)
+	backendtest.Run(t, func(t *testing.T) backend.Backend {
+		cfg := config.Default()
+		cfg.Local.StateDir = t.TempDir()
+		cfg.Local.PortLo, cfg.Local.PortHi = 19000, 19199
+		l, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), agent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	})
+}

@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/ui"
+)
+
+func newStatus(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show whether your server runs, and where",
+		Long: `Show the user's server: its state (running, stopped, failed or absent),
+whether Jupyter answers, its URL and health URL, its workspace and uptime.`,
+		Example: `  spinbook status
+  spinbook status --user alice --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig()
+			if err != nil {
+				return err
+			}
+			user, err := e.resolveUser()
+			if err != nil {
+				return err
+			}
+			be, err := openBackend(cfg, e.logger())
+			if err != nil {
+				return err
+			}
+			srv, err := be.Status(cmd.Context(), user)
+			if err != nil {
+				return fmt.Errorf("status: %w", err)
+			}
+			if e.json {
+				return ui.JSON(e.stdout, serverJSON{Server: srv})
+			}
+			state := string(srv.State)
+			if srv.State == backend.Running && srv.Ready {
+				state += " (ready)"
+			} else if srv.State == backend.Running {
+				state += " (Jupyter not answering yet)"
+			}
+			rows := [][]string{{"user:", srv.User}, {"backend:", srv.Backend}, {"state:", state}}
+			if srv.State != backend.Absent {
+				rows = append(rows, []string{"url:", srv.URL}, []string{"health:", srv.HealthURL},
+					[]string{"workspace:", srv.Workspace})
+				if !srv.StartedAt.IsZero() {
+					rows = append(rows, []string{"started:", srv.StartedAt.Local().Format(time.DateTime) +
+						" (" + ui.Duration(time.Since(srv.StartedAt)) + " ago)"})
+				}
+			}
+			if srv.Detail != "" {
+				rows = append(rows, []string{"note:", srv.Detail})
+			}
+			for _, r := range rows {
+				fmt.Fprintf(e.stdout, "%-11s %s\n", r[0], r[1])
+			}
+			return nil
+		},
+	}
+}
+
+func newLs(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List every server of this backend",
+		Example: `  spinbook ls
+  spinbook ls --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig()
+			if err != nil {
+				return err
+			}
+			be, err := openBackend(cfg, e.logger())
+			if err != nil {
+				return err
+			}
+			servers, err := be.List(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("ls: %w", err)
+			}
+			if e.json {
+				out := make([]serverJSON, 0, len(servers))
+				for _, s := range servers {
+					out = append(out, serverJSON{Server: s})
+				}
+				return ui.JSON(e.stdout, out)
+			}
+			if len(servers) == 0 {
+				fmt.Fprintln(e.stderr, "no servers; start one with `spinbook up`")
+				return nil
+			}
+			var rows [][]string
+			for _, s := range servers {
+				up := "-"
+				if s.State == backend.Running && !s.StartedAt.IsZero() {
+					up = ui.Duration(time.Since(s.StartedAt))
+				}
+				rows = append(rows, []string{s.User, string(s.State), up, s.URL})
+			}
+			return ui.Table(e.stdout, []string{"USER", "STATE", "UPTIME", "URL"}, rows)
+		},
+	}
+}

@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/secret"
+	"github.com/spinbook/spinbook/internal/ui"
+)
+
+// serverJSON is what `up --json`, `status --json` and `ls --json` print for
+// one server.
+type serverJSON struct {
+	backend.Server
+	Password string `json:"password,omitempty"`
+}
+
+func newUp(e *env) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Bring your server up, wait until Jupyter answers, print its URL",
+		Long: `Bring the user's Jupyter server up and wait until it answers behind its front
+door, printing progress on stderr and the URL on stdout.
+
+If the server already runs, up reports it and changes nothing. If it died, up
+cleans up after it and starts it again; the workspace is kept.
+
+With no access.password_hash in the config, up generates a password and prints
+it once; only its hash is kept, in the server's memory. To choose your own,
+run ` + "`spinbook password`" + ` and put the hash in the config.`,
+		Example: `  spinbook up                       # your own server
+  spinbook up --user alice          # alice's server
+  spinbook up --json | jq -r .url   # for scripts`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig()
+			if err != nil {
+				return err
+			}
+			user, err := e.resolveUser()
+			if err != nil {
+				return err
+			}
+			be, err := openBackend(cfg, e.logger())
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+
+			if srv, err := be.Status(ctx, user); err == nil && srv.State == backend.Running && srv.Ready {
+				return e.printUp(srv, "")
+			}
+			spec := backend.Spec{User: user, PasswordHash: cfg.Access.PasswordHash}
+			password := ""
+			if spec.PasswordHash == "" {
+				password = generatePassword()
+				if spec.PasswordHash, err = secret.HashPassword(password); err != nil {
+					return err
+				}
+			}
+			p := ui.NewProgress(e.stderr)
+			p.Step(fmt.Sprintf("bringing up %s's server (%s backend)", user, be.Name()))
+			srv, err := be.Up(ctx, spec, func(ev backend.Event) { p.Step(ev.Message) })
+			if err != nil {
+				return fmt.Errorf("up: %w", err)
+			}
+			if !srv.Started {
+				password = "" // it was already running with another password
+			}
+			return e.printUp(srv, password)
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "give up if the server is not ready after this long")
+	return cmd
+}
+
+func (e *env) printUp(srv backend.Server, password string) error {
+	if e.json {
+		return ui.JSON(e.stdout, serverJSON{Server: srv, Password: password})
+	}
+	if srv.Started {
+		fmt.Fprintf(e.stdout, "%s's server is ready: %s\n", srv.User, srv.URL)
+	} else {
+		fmt.Fprintf(e.stdout, "%s's server is already running: %s\n", srv.User, srv.URL)
+	}
+	if password != "" {
+		fmt.Fprintf(e.stdout, "password: %s\n", password)
+		fmt.Fprintln(e.stderr, "  (shown only now; to choose your own, run `spinbook password` and set access.password_hash)")
+	}
+	return nil
+}
+
+// generatePassword returns 100 bits of randomness as five groups of four
+// letters and digits without look-alikes, easy to copy and to type.
+func generatePassword() string {
+	const alphabet = "abcdefghjkmnpqrstuvwxyz23456789" // no i, l, o, 0, 1
+	b := make([]byte, 20)
+	rand.Read(b)
+	out := make([]byte, 0, 24)
+	for i, c := range b {
+		if i > 0 && i%4 == 0 {
+			out = append(out, '-')
+		}
+		out = append(out, alphabet[int(c)%len(alphabet)])
+	}
+	return string(out)
+}

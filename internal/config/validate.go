@@ -1,0 +1,258 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spinbook/spinbook/internal/secret"
+)
+
+// Backends this build has, and those that come later.
+var (
+	backends       = []string{"local"}
+	futureBackends = []string{"docker", "kubernetes", "aws"}
+)
+
+// Validate fills in defaults for the keys left empty, expands ~ in
+// local.state_dir, fills the parsed fields (Access.AllowPrefixes,
+// Access.TrustedPrefixes, Local.PortLo, Local.PortHi), and checks
+// everything. It reports every problem at once, as an *Error whose problems
+// carry the line each key had in c.Path, when c came from a file.
+func (c *Config) Validate() error {
+	v := &validation{c: c}
+
+	if c.Backend == "" {
+		c.Backend = defaultBackend
+	}
+	v.backend()
+	v.access()
+	for i, arg := range c.Jupyter.Command {
+		if arg == "" {
+			v.problemf(fmt.Sprintf("jupyter.command[%d]", i), "empty argument")
+		}
+	}
+	v.local()
+
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return newError(c.Path, v.problems)
+}
+
+type validation struct {
+	c        *Config
+	problems []Problem
+}
+
+// problemf records a problem with path, at the line the file gave it or,
+// for a list entry the file did not have line by line, the list's line.
+func (v *validation) problemf(path, format string, args ...any) {
+	line := 0
+	for p := path; p != ""; {
+		if l, ok := v.c.lines[p]; ok {
+			line = l
+			break
+		}
+		i := strings.LastIndexByte(p, '[')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	v.problems = append(v.problems, Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validation) backend() {
+	b := v.c.Backend
+	switch {
+	case slices.Contains(backends, b):
+	case slices.Contains(futureBackends, b):
+		v.problemf("backend", "%q is not available in this build yet (available: %s)", b, strings.Join(backends, ", "))
+	default:
+		hint := ""
+		if l := strings.ToLower(strings.TrimSpace(b)); l != b && (slices.Contains(backends, l) || slices.Contains(futureBackends, l)) {
+			hint = fmt.Sprintf("; did you mean %q?", l)
+		}
+		v.problemf("backend", "%q is not a backend (valid: %s; %s come later)%s",
+			b, strings.Join(backends, ", "), strings.Join(futureBackends, ", "), hint)
+	}
+}
+
+func (v *validation) access() {
+	a := &v.c.Access
+	if len(a.Allow) == 0 {
+		a.Allow = defaultAllow()
+	}
+	a.AllowPrefixes = v.prefixes("access.allow", a.Allow)
+	a.TrustedPrefixes = v.prefixes("access.trusted_proxies", a.TrustedProxies)
+
+	if h := a.PasswordHash; h != "" {
+		if !strings.HasPrefix(h, "$") {
+			// Never quote it: it may be a password pasted in by mistake.
+			v.problemf("access.password_hash", "this is not a password hash (one starts with $argon2id$); run `spinbook password` to make one from a password")
+		} else if _, err := secret.ParsePasswordHash(h); err != nil {
+			v.problemf("access.password_hash", "%s: %v; run `spinbook password` to make a new one", quoteStart(h), err)
+		}
+	}
+}
+
+// prefixes parses list, the entries at path, as CIDRs or IP addresses.
+func (v *validation) prefixes(path string, list []string) []netip.Prefix {
+	var ps []netip.Prefix
+	for i, s := range list {
+		p, msg := parsePrefix(s)
+		if msg != "" {
+			v.problemf(fmt.Sprintf("%s[%d]", path, i), "%s", msg)
+			continue
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// parsePrefix parses a CIDR or a bare IP address (one address: /32 or /128),
+// or says what is wrong.
+func parsePrefix(s string) (netip.Prefix, string) {
+	const example = " (example: 203.0.113.0/24)"
+	if s == "" {
+		return netip.Prefix{}, "empty entry; write an IP address or CIDR" + example
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Sprintf("%q is not an IP address or CIDR%s", s, example)
+		}
+		if m := p.Masked(); m != p {
+			return netip.Prefix{}, fmt.Sprintf("%q has host bits set: did you mean %s (the network) or %s (one address)?",
+				s, m, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
+		}
+		return p, ""
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Sprintf("%q is not an IP address or CIDR%s", s, example)
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Sprintf("%q has a zone (%%%s); leave it out", s, a.Zone())
+	}
+	return netip.PrefixFrom(a, a.BitLen()), ""
+}
+
+func (v *validation) local() {
+	l := &v.c.Local
+
+	if l.Listen == "" {
+		l.Listen = defaultListen
+	}
+	if _, err := netip.ParseAddr(l.Listen); err != nil {
+		switch {
+		case isAddrPort(l.Listen):
+			v.problemf("local.listen", "%q has a port; give the address only (ports come from local.ports)", l.Listen)
+		case l.Listen == "localhost":
+			v.problemf("local.listen", "%q is not an IP address; use 127.0.0.1 (or ::1)", l.Listen)
+		default:
+			v.problemf("local.listen", "%q is not an IP address (examples: 127.0.0.1, or 0.0.0.0 for every interface)", l.Listen)
+		}
+	}
+
+	if l.Ports == "" {
+		l.Ports = defaultPorts
+	}
+	l.PortLo, l.PortHi = 0, 0
+	if lo, hi, msg := parsePorts(l.Ports); msg != "" {
+		v.problemf("local.ports", "%q: %s", l.Ports, msg)
+	} else {
+		l.PortLo, l.PortHi = lo, hi
+	}
+
+	if l.StateDir == "" {
+		dir, err := defaultStateDir()
+		if err != nil {
+			v.problemf("local.state_dir", "not set, and no default: %v; set it", err)
+		}
+		l.StateDir = dir
+	} else if dir, msg := expandDir(l.StateDir); msg != "" {
+		v.problemf("local.state_dir", "%q: %s", l.StateDir, msg)
+	} else {
+		l.StateDir = dir
+	}
+}
+
+func isAddrPort(s string) bool {
+	_, err := netip.ParseAddrPort(s)
+	return err == nil
+}
+
+// parsePorts parses "LO-HI", or says what is wrong.
+func parsePorts(s string) (lo, hi int, msg string) {
+	const form = "want a range LO-HI of at least 2 ports, such as 8800-8899"
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, form
+	}
+	lo, ok1 := port(strings.TrimSpace(a))
+	hi, ok2 := port(strings.TrimSpace(b))
+	switch {
+	case !ok1 || !ok2:
+		return 0, 0, form
+	case lo < 1 || lo > 65535 || hi < 1 || hi > 65535:
+		return 0, 0, "ports must be between 1 and 65535"
+	case lo > hi:
+		return 0, 0, "the first port must not exceed the last"
+	case lo == hi:
+		return 0, 0, fmt.Sprintf("a single port; the front door and the health check need at least 2, such as %d-%d", lo, min(lo+99, 65535))
+	}
+	return lo, hi, ""
+}
+
+// port parses a decimal port number of at most 5 digits; range is checked
+// by the caller.
+func port(s string) (int, bool) {
+	if s == "" || len(s) > 5 || strings.Trim(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
+}
+
+// defaultStateDir is $XDG_STATE_HOME/spinbook, else ~/.local/state/spinbook.
+func defaultStateDir() (string, error) {
+	if x := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "spinbook"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".local", "state", "spinbook"), nil
+}
+
+// expandDir expands a leading ~/ and requires an absolute path.
+func expandDir(dir string) (string, string) {
+	if dir == "~" || strings.HasPrefix(dir, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Sprintf("cannot expand ~: %v", err)
+		}
+		return filepath.Join(home, dir[1:]), ""
+	}
+	if !filepath.IsAbs(dir) {
+		return "", "want an absolute path or one starting with ~/"
+	}
+	return filepath.Clean(dir), ""
+}
+
+// quoteStart quotes the first few characters of s, so that an error can
+// point at a value without carrying all of it.
+func quoteStart(s string) string {
+	const max = 12
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:max]) + "..."
+}

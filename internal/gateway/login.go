@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// The gateway's own routes.
+const (
+	loginPath  = "/spinbook/login"
+	logoutPath = "/spinbook/logout"
+
+	// maxLoginBody bounds a login form; a password fits with room to spare.
+	maxLoginBody = 4 << 10
+)
+
+// loginPage shows the login form; a client that already has a session goes
+// straight on to where it was going.
+func (g *Gateway) loginPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	next := SanitizeNext(q.Get("next"))
+	if g.sessions.touch(r.Header["Cookie"], g.cookieName, g.now()) {
+		redirect(w, next, http.StatusSeeOther)
+		return
+	}
+	msg := ""
+	if q.Has("logged_out") {
+		msg = msgLoggedOut
+	}
+	g.writeLogin(w, http.StatusOK, next, msg, false)
+}
+
+// login checks a submitted password and, if it is right, starts a session.
+func (g *Gateway) login(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			g.writeMessage(w, http.StatusRequestEntityTooLarge, pageTooLarge, "")
+			return
+		}
+		g.writeMessage(w, http.StatusBadRequest, pageBadForm, "")
+		return
+	}
+	next := SanitizeNext(r.PostForm.Get("next"))
+
+	if ok, wait := g.limiter.allow(client, g.now()); !ok {
+		secs := int((wait + time.Second - 1) / time.Second)
+		g.log.Warn("login rate limited", "client", addrString(client), "retry_after_s", secs)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		g.writeLogin(w, http.StatusTooManyRequests, next, waitMessage(secs), true)
+		return
+	}
+
+	password := r.PostForm.Get("password")
+	ok, err := g.checkPassword(r, password)
+	if err != nil {
+		// The client went away while waiting for its turn.
+		g.writeMessage(w, http.StatusServiceUnavailable, pageBusy, "")
+		return
+	}
+	if !ok {
+		g.log.Warn("login failed", "client", addrString(client))
+		g.writeLogin(w, http.StatusUnauthorized, next, msgWrongPassword, true)
+		return
+	}
+
+	// A new id on every login, and the old session (if any) ends.
+	g.sessions.remove(r.Header["Cookie"], g.cookieName)
+	g.setSessionCookie(w, g.sessions.create(g.now()))
+	g.log.Info("login", "client", addrString(client))
+	redirect(w, next, http.StatusSeeOther)
+}
+
+// checkPassword runs CheckPassword, at most two at a time: each argon2id
+// check takes tens of MiB. An empty password is wrong without a check.
+func (g *Gateway) checkPassword(r *http.Request, password string) (bool, error) {
+	if password == "" {
+		return false, nil
+	}
+	select {
+	case g.checking <- struct{}{}:
+	case <-r.Context().Done():
+		return false, r.Context().Err()
+	}
+	defer func() { <-g.checking }()
+	return g.check(password), nil
+}
+
+// logout ends the client's session, on the server too, and sends it to the
+// login page.
+func (g *Gateway) logout(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	g.sessions.remove(r.Header["Cookie"], g.cookieName)
+	g.clearSessionCookie(w)
+	g.log.Info("logout", "client", addrString(client))
+	redirect(w, loginPath+"?logged_out=1", http.StatusSeeOther)
+}
+
+// redirect sends the client to location, a path on this origin. Unlike
+// http.Redirect it does not rewrite location.
+func redirect(w http.ResponseWriter, location string, code int) {
+	h := w.Header()
+	setPageHeaders(h)
+	h.Set("Location", location)
+	w.WriteHeader(code)
+}
+
+func waitMessage(secs int) string {
+	unit := " seconds"
+	if secs == 1 {
+		unit = " second"
+	}
+	return "Too many attempts. Wait " + strconv.Itoa(secs) + unit + " and try again."
+}

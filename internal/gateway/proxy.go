@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+)
+
+// newProxy returns the reverse proxy to Jupyter. It streams (websockets
+// and server-sent events need no extra code) and answers 502 when Jupyter
+// does not.
+func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        g.rewrite,
+		Transport:      transport,
+		FlushInterval:  -1,
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   g.proxyError,
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// rewrite turns the client's request into Jupyter's: same Host (so that
+// Jupyter's own Origin check agrees with ours), no gateway session cookie,
+// no client credentials or forwarding claims, and Jupyter's token.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(g.upstream)
+	pr.Out.Host = pr.In.Host
+
+	h := pr.Out.Header
+	stripSessionCookies(h)
+	for name := range h {
+		if isForwardingHeader(name) {
+			delete(h, name)
+		}
+	}
+	delete(h, "Authorization")
+	h["Authorization"] = []string{g.authz}
+
+	// What SetXForwarded would say, but with the client as ClientIP sees
+	// it rather than the socket peer (which may be a trusted proxy).
+	if client := g.ClientIP(pr.In); client.IsValid() {
+		h["X-Forwarded-For"] = []string{client.String()}
+	}
+	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	proto := "http"
+	if g.secure || pr.In.TLS != nil {
+		proto = "https"
+	}
+	h["X-Forwarded-Proto"] = []string{proto}
+}
+
+// isForwardingHeader reports whether a header named name claims something
+// about the client or the way it came: X-Forwarded-*, Forwarded,
+// X-Real-IP, X-Scheme. '_' counts as '-', since some servers (CGI, WSGI)
+// read "X_Forwarded_For" as "X-Forwarded-For".
+func isForwardingHeader(name string) bool {
+	const prefix = "x-forwarded" // also X-Forwarded, X-ForwardedFor
+	return headerEqual(name, "forwarded") || headerEqual(name, "x-real-ip") || headerEqual(name, "x-scheme") ||
+		len(name) >= len(prefix) && headerEqual(name[:len(prefix)], prefix)
+}
+
+// headerEqual reports whether name equals lower (a lower-case name)
+// ignoring case and reading '_' as '-'.
+func headerEqual(name, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c == '_':
+			c = '-'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// stripSessionCookies removes every spinbook session cookie (this
+// gateway's and those of other servers on the host) from the Cookie header
+// and keeps the rest, such as Jupyter's _xsrf.
+func stripSessionCookies(h http.Header) {
+	lines := h["Cookie"]
+	found := false
+	for _, line := range lines {
+		if hasSessionCookie(line) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	var b strings.Builder
+	for _, line := range lines {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part == "" || isSessionCookie(name) {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
+		}
+	}
+	if b.Len() == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = []string{b.String()}
+}
+
+func hasSessionCookie(line string) bool {
+	for line != "" {
+		var part string
+		part, line, _ = strings.Cut(line, ";")
+		name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+		if isSessionCookie(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// modifyResponse keeps Jupyter from setting a spinbook session cookie:
+// cookies are shared by every port of a host, so a server could otherwise
+// plant one for the gateway of another.
+func modifyResponse(resp *http.Response) error {
+	set := resp.Header["Set-Cookie"]
+	if len(set) == 0 {
+		return nil
+	}
+	kept := set[:0:0]
+	for _, c := range set {
+		name, _, _ := strings.Cut(c, "=")
+		if !isSessionCookie(strings.TrimSpace(name)) {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		delete(resp.Header, "Set-Cookie")
+		return nil
+	}
+	resp.Header["Set-Cookie"] = kept
+	return nil
+}
+
+// proxyError answers when Jupyter cannot be reached. The log line names
+// the path and the cause, but not the URL: its query may hold a secret.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		err = ue.Err
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, context.Canceled) {
+		level = slog.LevelDebug // the client went away
+	}
+	g.log.LogAttrs(r.Context(), level, "jupyter not answering",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("err", err.Error()),
+	)
+	g.writeMessage(w, http.StatusBadGateway, pageUpstream, "")
+}

@@ -1,0 +1,135 @@
+// Package proc finds and stops processes by what /proc says about them: a
+// pid together with its start time names one process for good, even after
+// the pid is reused; a tree is walked through parent pids.
+package proc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// StartTime returns the start time of pid in clock ticks since boot
+// (field 22 of /proc/PID/stat), or an error if no such process exists.
+func StartTime(pid int) (uint64, error) {
+	_, start, err := stat(pid)
+	return start, err
+}
+
+// Alive reports whether the process pid that started at start still runs
+// (a zombie does not count).
+func Alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	got, err := StartTime(pid)
+	if err != nil || got != start {
+		return false
+	}
+	state, err := status(pid)
+	return err == nil && state != 'Z' && state != 'X'
+}
+
+// Descendants returns every live process below pid, children before their
+// own children (breadth first).
+func Descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		ppid, _, err := stat(p)
+		if err != nil {
+			continue
+		}
+		children[ppid] = append(children[ppid], p)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// KillTree sends SIGKILL to pid (if it still is the process that started at
+// start) and to every process below it, the tree collected first so that
+// orphans cannot slip away to init.
+func KillTree(pid int, start uint64) {
+	if !Alive(pid, start) {
+		return
+	}
+	tree := Descendants(pid)
+	syscall.Kill(pid, syscall.SIGSTOP) // keep it from forking while we work
+	tree = append(tree, Descendants(pid)...)
+	for _, p := range tree {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// WaitGone polls until the process pid/start is gone or timeout passes, and
+// reports whether it is gone.
+func WaitGone(pid int, start uint64, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for Alive(pid, start) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// stat reads the parent pid and start time of pid.
+func stat(pid int) (ppid int, start uint64, err error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, fmt.Errorf("process %d: %w", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, 0, errors.New("process " + strconv.Itoa(pid) + ": unreadable stat")
+	}
+	f := bytes.Fields(data[i+1:])
+	// f[0] is field 3 (state), f[1] field 4 (ppid), f[19] field 22 (starttime).
+	if len(f) < 20 {
+		return 0, 0, errors.New("process " + strconv.Itoa(pid) + ": short stat")
+	}
+	ppid, err = strconv.Atoi(string(f[1]))
+	if err != nil {
+		return 0, 0, fmt.Errorf("process %d: ppid: %w", pid, err)
+	}
+	start, err = strconv.ParseUint(string(f[19]), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("process %d: start time: %w", pid, err)
+	}
+	return ppid, start, nil
+}
+
+func status(pid int) (byte, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 || i+2 >= len(data) {
+		return 0, errors.New("unreadable stat")
+	}
+	return data[i+2], nil
+}
