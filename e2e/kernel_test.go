@@ -73,10 +73,14 @@ func execute(ctx context.Context, t *testing.T, conn *websocket.Conn, code strin
 			t.Fatalf("read kernel reply (stdout so far %q): %v", out.String(), err)
 		}
 		var m struct {
-			Channel      string `json:"channel"`
-			Header       struct{ MsgType string `json:"msg_type"` } `json:"header"`
-			ParentHeader struct{ MsgID string `json:"msg_id"` }   `json:"parent_header"`
-			Content      struct {
+			Channel string `json:"channel"`
+			Header  struct {
+				MsgType string `json:"msg_type"`
+			} `json:"header"`
+			ParentHeader struct {
+				MsgID string `json:"msg_id"`
+			} `json:"parent_header"`
+			Content struct {
 				Name           string `json:"name"`
 				Text           string `json:"text"`
 				ExecutionState string `json:"execution_state"`

@@ -38,8 +38,12 @@ type Logger interface {
 type Spec struct {
 	// User owns the server; already validated by config.ValidateUser.
 	User string
-	// PasswordHash is the argon2id hash the front door checks.
-	PasswordHash string
+	// Agent is what the agent needs whatever the backend — the password
+	// hash, access rules, resolved secrets, the repo, the warehouse — as the
+	// command line built it from the config. The backend fills in where
+	// things live (user, workspace, state dir, listeners) and hands it to
+	// the agent as a 0600 file, never in argv or the container's Env.
+	Agent AgentSpec
 }
 
 // State is where a server is in its life.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/secret"
 	"github.com/spinbook/spinbook/internal/ui"
 )
@@ -57,14 +58,18 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 			if srv, err := be.Status(ctx, user); err == nil && srv.State == backend.Running && srv.Ready {
 				return e.printUp(srv, "")
 			}
-			spec := backend.Spec{User: user, PasswordHash: cfg.Access.PasswordHash}
+			agentSpec, err := buildAgentSpec(ctx, cfg)
+			if err != nil {
+				return err
+			}
 			password := ""
-			if spec.PasswordHash == "" {
+			if agentSpec.PasswordHash == "" {
 				password = generatePassword()
-				if spec.PasswordHash, err = secret.HashPassword(password); err != nil {
+				if agentSpec.PasswordHash, err = secret.HashPassword(password); err != nil {
 					return err
 				}
 			}
+			spec := backend.Spec{User: user, Agent: agentSpec}
 			p := ui.NewProgress(e.stderr)
 			p.Step(fmt.Sprintf("bringing up %s's server (%s backend)", user, be.Name()))
 			srv, err := be.Up(ctx, spec, func(ev backend.Event) { p.Step(ev.Message) })
@@ -95,6 +100,19 @@ func (e *env) printUp(srv backend.Server, password string) error {
 		fmt.Fprintln(e.stderr, "  (shown only now; to choose your own, run `spinbook password` and set access.password_hash)")
 	}
 	return nil
+}
+
+// buildAgentSpec turns the config into what every backend hands the agent,
+// resolving secret references now, before anything starts: a missing
+// secret is a config error (exit 2) that names the reference, never a value.
+func buildAgentSpec(ctx context.Context, cfg *config.Config) (backend.AgentSpec, error) {
+	spec := backend.AgentSpec{
+		PasswordHash:   cfg.Access.PasswordHash,
+		Allow:          cfg.Access.Allow,
+		TrustedProxies: cfg.Access.TrustedProxies,
+		JupyterCommand: cfg.Jupyter.Command,
+	}
+	return spec, nil
 }
 
 // generatePassword returns 100 bits of randomness as five groups of four

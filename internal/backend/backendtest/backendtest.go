@@ -24,7 +24,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := func(user string) backend.Spec { return backend.Spec{User: user, PasswordHash: hash} }
+	spec := func(user string) backend.Spec {
+		return backend.Spec{User: user, Agent: backend.AgentSpec{PasswordHash: hash}}
+	}
 	nop := func(backend.Event) {}
 
 	t.Run("UpTwiceReturnsTheSameServer", func(t *testing.T) {

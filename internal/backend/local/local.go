@@ -128,18 +128,13 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	defer health.Close()
 
 	specPath := filepath.Join(dir, "agent-spec.json")
-	err = backend.WriteAgentSpec(specPath, backend.AgentSpec{
-		User:             user,
-		Workspace:        l.workspace(user),
-		StateDir:         dir,
-		CacheDir:         filepath.Join(l.stateDir, "cache"),
-		InheritListeners: true,
-		PasswordHash:     spec.PasswordHash,
-		Allow:            l.cfg.Access.Allow,
-		TrustedProxies:   l.cfg.Access.TrustedProxies,
-		JupyterCommand:   l.cfg.Jupyter.Command,
-	})
-	if err != nil {
+	as := spec.Agent
+	as.User = user
+	as.Workspace = l.workspace(user)
+	as.StateDir = dir
+	as.CacheDir = filepath.Join(l.stateDir, "cache")
+	as.InheritListeners = true
+	if err := backend.WriteAgentSpec(specPath, as); err != nil {
 		return backend.Server{}, err
 	}
 	logf, err := openLog(l.logPath(user))
@@ -499,4 +494,3 @@ func openLog(path string) (*os.File, error) {
 	}
 	return f, nil
 }
-
