@@ -17,6 +17,12 @@ type AgentSpec struct {
 	// StateDir is where the agent records how it exited (exit.json) and
 	// which Jupyter process it runs (jupyter.json); the backend reads them.
 	StateDir string `json:"state_dir"`
+	// CredentialsDir is where the agent writes credential files for Jupyter,
+	// kernels and terminals (.pgpass, .aws/credentials), each 0600, and
+	// points PGPASSFILE / AWS_SHARED_CREDENTIALS_FILE at them. Containers
+	// use the Jupyter user's home; the local backend a private per-server
+	// directory, so a user's own ~/.pgpass is never overwritten.
+	CredentialsDir string `json:"credentials_dir,omitempty"`
 	// CacheDir keeps what the agent learns about the Jupyter install between
 	// starts; "" disables the cache.
 	CacheDir string `json:"cache_dir,omitempty"`

@@ -133,6 +133,7 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	as.Workspace = l.workspace(user)
 	as.StateDir = dir
 	as.CacheDir = filepath.Join(l.stateDir, "cache")
+	as.CredentialsDir = filepath.Join(dir, "credentials")
 	as.InheritListeners = true
 	if err := backend.WriteAgentSpec(specPath, as); err != nil {
 		return backend.Server{}, err
