@@ -115,18 +115,22 @@ func buildAgentSpec(ctx context.Context, cfg *config.Config) (backend.AgentSpec,
 	return spec, nil
 }
 
-// generatePassword returns 100 bits of randomness as five groups of four
-// letters and digits without look-alikes, easy to copy and to type.
+// generatePassword returns about 99 bits of randomness as five groups of
+// four letters and digits without look-alikes, easy to copy and to type.
 func generatePassword() string {
 	const alphabet = "abcdefghjkmnpqrstuvwxyz23456789" // no i, l, o, 0, 1
-	b := make([]byte, 20)
-	rand.Read(b)
 	out := make([]byte, 0, 24)
-	for i, c := range b {
-		if i > 0 && i%4 == 0 {
+	var b [1]byte
+	for n := 0; n < 20; {
+		rand.Read(b[:])
+		if int(b[0]) >= 256-256%len(alphabet) {
+			continue // rejection keeps every letter equally likely
+		}
+		if n > 0 && n%4 == 0 {
 			out = append(out, '-')
 		}
-		out = append(out, alphabet[int(c)%len(alphabet)])
+		out = append(out, alphabet[int(b[0])%len(alphabet)])
+		n++
 	}
 	return string(out)
 }

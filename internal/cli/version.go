@@ -23,9 +23,10 @@ func version() string {
 
 func newVersion(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print spinbook's version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print spinbook's version",
+		Example: "  spinbook version",
+		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			fmt.Fprintf(e.stdout, "spinbook %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
