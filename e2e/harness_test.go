@@ -67,17 +67,24 @@ type world struct {
 // that every server it started is taken down at the end.
 func newWorld(t *testing.T, cfg string) *world {
 	t.Helper()
+	return newWorldPorts(t, cfg, "18800-18999")
+}
+
+// newWorldPorts is newWorld with its own local.ports range (LO-HI), for
+// tests that keep clear of the others' ports.
+func newWorldPorts(t *testing.T, cfg, ports string) *world {
+	t.Helper()
 	needJupyter(t)
 	w := &world{t: t, stateDir: t.TempDir(), users: map[string]bool{}}
 	w.config = filepath.Join(t.TempDir(), "spinbook.yaml")
-	full := cfg + fmt.Sprintf("\nlocal:\n  state_dir: %s\n  ports: 18800-18999\n", w.stateDir)
+	full := cfg + fmt.Sprintf("\nlocal:\n  state_dir: %s\n  ports: %s\n", w.stateDir, ports)
 	if err := os.WriteFile(w.config, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	w.env = append(os.Environ(), "SPINBOOK_CONFIG="+w.config, "SPINBOOK_USER=")
 	t.Cleanup(func() {
 		for u := range w.users {
-			w.run("down", "--user", u)
+			w.run("down", "--force", "--user", u) // --force: a save that fails must not leave servers behind
 		}
 		if leftover := w.processes(); len(leftover) > 0 {
 			t.Errorf("processes left after the test: %v", leftover)
@@ -130,6 +137,8 @@ type server struct {
 	HealthURL string `json:"health_url"`
 	Workspace string `json:"workspace"`
 	Password  string `json:"password"`
+
+	TLSFingerprint string `json:"tls_fingerprint"`
 }
 
 // up brings user's server up and returns what it printed.

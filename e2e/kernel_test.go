@@ -35,7 +35,11 @@ func startKernel(t *testing.T, b *browser) string {
 // dialKernel opens the kernel's websocket through the front door with the
 // browser's cookies and the given Origin.
 func dialKernel(ctx context.Context, b *browser, kernelID, origin string) (*websocket.Conn, *http.Response, error) {
-	wsURL := "ws://" + b.base.Host + "/api/kernels/" + kernelID + "/channels?session_id=" + newID()
+	scheme := "ws://"
+	if b.base.Scheme == "https" {
+		scheme = "wss://"
+	}
+	wsURL := scheme + b.base.Host + "/api/kernels/" + kernelID + "/channels?session_id=" + newID()
 	h := http.Header{}
 	if origin != "" {
 		h.Set("Origin", origin)

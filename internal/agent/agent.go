@@ -39,6 +39,11 @@ type Agent struct {
 	output io.Writer // where Jupyter's output goes (the server log)
 	redact *secret.Redactor
 	ready  atomic.Bool
+	repo   *repoState // the team repo; nil when none is configured
+
+	// idle tracks activity and applies the idle rules; set before the
+	// front door serves.
+	idle *idleTracker
 }
 
 // New returns an agent for spec that logs to log and copies Jupyter's
@@ -47,6 +52,8 @@ type Agent struct {
 func New(spec backend.AgentSpec, log *slog.Logger, output io.Writer) *Agent {
 	r := &secret.Redactor{}
 	r.Add(spec.PasswordHash)
+	r.Add(spec.TLSKey)
+	r.Add(spec.Secrets...)
 	return &Agent{spec: spec, log: slog.New(r.Handler(log.Handler())), output: output, redact: r}
 }
 
@@ -54,6 +61,7 @@ func New(spec backend.AgentSpec, log *slog.Logger, output io.Writer) *Agent {
 // stops Jupyter and returns nil; it returns an error if the server could not
 // start or Jupyter died.
 func (a *Agent) Run(ctx context.Context) error {
+	a.scrubEnv() // before any child process (the Jupyter probe, git) starts
 	front, health, err := a.listeners()
 	if err != nil {
 		return err
@@ -72,6 +80,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	trusted, err := parsePrefixes(a.spec.TrustedProxies)
 	if err != nil {
 		return fmt.Errorf("access.trusted_proxies: %w", err)
+	}
+	tlsCfg, fingerprint, err := a.tlsConfig(front.Addr().String())
+	if err != nil {
+		return err
 	}
 
 	// Health answers from the first moment, so a backend can tell "starting"
@@ -96,6 +108,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("workspace: %w", err)
 	}
 	extraEnv, err := a.prepare(ctx)
+	defer a.closeRepo()
 	if err != nil {
 		return err
 	}
@@ -114,6 +127,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("jupyter started", "command", in.Command, "pid", j.cmd.Process.Pid, "via", j.network)
 	a.recordJupyter(j)
+	a.startIdle()
 
 	gw, err := gateway.New(gateway.Options{
 		User:           a.spec.User,
@@ -123,14 +137,25 @@ func (a *Agent) Run(ctx context.Context) error {
 		CheckPassword:  hash.Verify,
 		Allow:          allow,
 		TrustedProxies: trusted,
+		Secure:         tlsCfg != nil || a.spec.BehindTLS,
 		Logger:         a.log,
+		Control:        a.controlHandler(),
+		OnActivity:     a.idle.touch,
+		Banner:         a.idle.banner,
 	})
 	if err != nil {
 		j.stop(stopGrace)
 		return err
 	}
+	var frontHandler http.Handler = gw
+	if tlsCfg != nil {
+		// One port: TLS, and plain HTTP answered with a redirect to it.
+		front = gateway.ListenTLS(front, tlsCfg)
+		frontHandler = gateway.RedirectHTTP(gw)
+		a.log.Info("front door serves https", "sha256_fingerprint", fingerprint)
+	}
 	frontSrv := &http.Server{
-		Handler:           gw,
+		Handler:           frontHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -141,6 +166,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	wg.Go(func() { a.pollReady(pollCtx, j) })
+	idleStop := a.watchIdle(pollCtx, j)
 
 	var runErr error
 	select {
@@ -148,11 +174,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("stopping", "reason", context.Cause(ctx))
 	case <-j.done:
 		runErr = fmt.Errorf("jupyter exited unexpectedly: %v (see the lines starting with \"jupyter:\" above)", j.err)
+	case reason := <-idleStop:
+		a.log.Info("stopping", "reason", reason)
 	}
 	a.ready.Store(false)
 	stopPoll()
 	wg.Wait()
+	a.saveOnStop()
 	j.stop(stopGrace)
+	if a.StopReason() != "" {
+		a.release()
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	frontSrv.Shutdown(shutCtx)

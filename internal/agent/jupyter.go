@@ -272,5 +272,5 @@ func (l *lineWriter) Write(p []byte) (int, error) {
 }
 
 func (l *lineWriter) emit(line []byte) {
-	io.WriteString(l.w, l.prefix+l.redact.Redact(string(line))+"\n")
+	io.WriteString(l.w, l.prefix+scrubHeaderDump(l.redact.Redact(string(line)))+"\n")
 }

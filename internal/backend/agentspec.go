@@ -43,6 +43,45 @@ type AgentSpec struct {
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	// JupyterCommand is the command that starts Jupyter; empty = detect.
 	JupyterCommand []string `json:"jupyter_command,omitempty"`
+
+	// TLS on the front door (access.tls). TLSCert and TLSKey are PEM, the
+	// certificate chain and its private key, read by the command line; or
+	// TLSSelfSigned: the agent makes a certificate once and keeps it in
+	// StateDir (package tlscert). Neither: plain HTTP.
+	TLSCert       string `json:"tls_cert,omitempty"`
+	TLSKey        string `json:"tls_key,omitempty"`
+	TLSSelfSigned bool   `json:"tls_self_signed,omitempty"`
+	// BehindTLS: TLS ends at a load balancer in front of the agent (aws
+	// with a certificate), so the front door serves plain HTTP but its
+	// cookies are Secure and websocket Origins https.
+	BehindTLS bool `json:"behind_tls,omitempty"`
+
+	// Warehouse is the data warehouse kernels connect to; nil for none.
+	Warehouse *Warehouse `json:"warehouse,omitempty"`
+	// Models is the model store kernels and `spinbook models` use; nil
+	// for none.
+	Models *Models `json:"models,omitempty"`
+	// Secrets are the values of every secret the command line resolved
+	// (warehouse password, git token, S3 keys), so that the agent redacts
+	// them from its log and keeps them out of the environment of Jupyter
+	// and kernels. A backend passes them on only in this spec: the local
+	// backend scrubs the agent's environment of them (secret.Scrub).
+	Secrets []string `json:"secrets,omitempty"`
+
+	// Repo is the team's git repository; nil for an empty workspace.
+	Repo *Repo `json:"repo,omitempty"`
+	// BundleDir is where a save that cannot reach the remote writes git
+	// bundles; chosen by the backend, on storage that outlives the server.
+	BundleDir string `json:"bundle_dir,omitempty"`
+	// ControlToken is the bearer token of the agent's control API
+	// (/spinbook/api/: save, status). The command line makes it at up; the
+	// backend keeps it where only the command line reads it back
+	// (Server.ControlToken).
+	ControlToken string `json:"control_token,omitempty"`
+
+	// Idle is when the agent stops the server by itself, and its price;
+	// nil: it never does.
+	Idle *Idle `json:"idle,omitempty"`
 }
 
 // WriteAgentSpec writes s to path with mode 0600, replacing any old file.

@@ -34,6 +34,32 @@ type Logger interface {
 	Logs(ctx context.Context, user string, follow bool, w io.Writer) error
 }
 
+// A SiteManager is a Backend with things its servers share (a network, a
+// load balancer), made by `spinbook site up` and removed by `site down`.
+type SiteManager interface {
+	// SiteUp creates what servers share; what exists already is kept.
+	SiteUp(ctx context.Context, progress func(Event)) error
+	// SiteDown removes what SiteUp created, but nothing a server still
+	// uses: it fails, naming the servers, while any exists.
+	SiteDown(ctx context.Context, progress func(Event)) error
+}
+
+// A Patient is a Backend whose operations take longer than the command
+// line's default timeouts (cloud stacks take minutes). Without --timeout,
+// the command line gives command ("up", "down", "site up", "site down")
+// Timeout(command).
+type Patient interface {
+	Timeout(command string) time.Duration
+}
+
+// A Purger is a Backend that keeps a user's workspace apart from the server
+// (a volume) and can remove it for good.
+type Purger interface {
+	// Purge removes user's workspace; the server must be down already.
+	// A missing workspace is not an error.
+	Purge(ctx context.Context, user string, progress func(Event)) error
+}
+
 // Spec says which server Up should bring up.
 type Spec struct {
 	// User owns the server; already validated by config.ValidateUser.
@@ -44,6 +70,18 @@ type Spec struct {
 	// things live (user, workspace, state dir, listeners) and hands it to
 	// the agent as a 0600 file, never in argv or the container's Env.
 	Agent AgentSpec
+	// AccessDigest sums up the access settings as configured
+	// (AgentSpec.AccessDigest, taken before a generated password is filled
+	// in). Up restarts a running server whose digest differs, so that a new
+	// password, allowlist or certificate takes effect (and old sessions end).
+	AccessDigest string
+	// KeepFailed leaves a server that failed to come up as it is, for
+	// inspection (aws: the failed stack), instead of removing it.
+	KeepFailed bool
+	// Size names the resources the server gets (config sizes.NAME, from
+	// `up --size`); "" is no limits. Backends that cannot honour sizes
+	// ignore it.
+	Size string
 }
 
 // State is where a server is in its life.
@@ -73,6 +111,14 @@ type Server struct {
 	Detail string `json:"detail,omitempty"`
 	// Started is true when this Up call started the server.
 	Started bool `json:"-"`
+	// TLSFingerprint is the SHA-256 fingerprint of the front door's
+	// certificate ("AB:CD:..."), when it serves HTTPS.
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	// AccessDigest is the Spec.AccessDigest the server was started with.
+	AccessDigest string `json:"-"`
+	// ControlToken is the bearer token of the server's control API
+	// (AgentSpec.ControlToken); never printed, never in --json.
+	ControlToken string `json:"-"`
 }
 
 // Event is one progress report from a long operation.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,16 +14,26 @@ import (
 
 func newDown(e *env) *cobra.Command {
 	var timeout time.Duration
+	var purge bool
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "down",
-		Short: "Stop your server and its kernels; the workspace is kept",
-		Long: `Stop the user's server: Jupyter shuts its kernels down, then the agent exits;
-anything still running after the grace period is killed. The workspace stays,
-so the next ` + "`spinbook up`" + ` finds your files again.
+		Short: "Save your work, then stop your server and its kernels; the workspace is kept",
+		Long: `Save the workspace first, as ` + "`spinbook save`" + ` does, when a repo is
+configured. Unless every commit then is on a remote branch (or in a bundle
+stored away from the server), down stops there — the save failed, or could
+only write a bundle on this machine — the server keeps running, and down says
+why (exit 1); --force stops the server anyway (its agent still saves, or
+writes a bundle, as it stops).
+
+Then stop the user's server: Jupyter shuts its kernels down, then the agent
+exits; anything still running after the grace period is killed. The workspace
+stays, so the next ` + "`spinbook up`" + ` finds your files again.
 
 down is safe to repeat: with no server, it does nothing and says so.`,
 		Example: `  spinbook down
-  spinbook down --user alice`,
+  spinbook down --user alice
+  spinbook down --force       # even if the work cannot be saved`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := e.loadConfig()
@@ -37,25 +48,50 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout(cmd, be, "down", timeout))
 			defer cancel()
 			before, err := be.Status(ctx, user)
 			if err != nil {
 				return fmt.Errorf("down: %w", err)
 			}
+			var saved *saveJSON
+			if before.State == backend.Running {
+				if saved, err = saveBeforeDown(ctx, e, cfg, before, force); err != nil {
+					return err
+				}
+			}
+			if purge {
+				if err := purgeAllowed(cfg.Repo.URL != "", saved, force); err != nil {
+					return err
+				}
+			}
 			p := ui.NewProgress(e.stderr)
 			if err := be.Down(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
 				return fmt.Errorf("down: %w", err)
+			}
+			if purge {
+				pg, ok := be.(backend.Purger)
+				if !ok {
+					return fmt.Errorf("down --purge: the %s backend cannot remove workspaces; the server is down, its workspace kept", be.Name())
+				}
+				if err := pg.Purge(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
+					return fmt.Errorf("down --purge: %w", err)
+				}
 			}
 			after, err := be.Status(ctx, user)
 			if err != nil {
 				return fmt.Errorf("down: %w", err)
 			}
 			if e.json {
-				return ui.JSON(e.stdout, serverJSON{Server: after})
+				return ui.JSON(e.stdout, downJSON{serverJSON: serverJSON{Server: after}, Save: saved})
 			}
-			if before.State == backend.Absent {
+			if before.State == backend.Absent && !purge {
 				fmt.Fprintf(e.stdout, "%s has no server; nothing to do\n", user)
+			} else if purge {
+				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is deleted\n", user)
+			} else if be.Name() == "aws" {
+				// The workspace lived on the instance, which is gone.
+				fmt.Fprintf(e.stdout, "%s's server is down, its instance and workspace deleted\n", user)
 			} else {
 				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is kept\n", user)
 			}
@@ -63,5 +99,34 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	cmd.Flags().BoolVar(&force, "force", false, "stop the server even if its work cannot be saved")
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the workspace for good (docker: its volume); only after the save reached the remote, or with --force")
 	return cmd
+}
+
+// downJSON is what `down --json` prints: the server after down, and what
+// the save before it did.
+type downJSON struct {
+	serverJSON
+	Save *saveJSON `json:"save,omitempty"`
+}
+
+// purgeAllowed says whether down --purge may delete the workspace: only when
+// nothing in it can be lost — no repo is configured, or the save just made
+// placed the work on the remote (a bundle written into the workspace's own
+// storage would go with it) — or with --force.
+func purgeAllowed(haveRepo bool, saved *saveJSON, force bool) error {
+	switch {
+	case force:
+		return nil
+	case saved == nil && !haveRepo:
+		return nil
+	case saved == nil:
+		return errors.New("down --purge: the server is not running, so its workspace could not be saved first; run `spinbook up`, then `spinbook down --purge` (or `down --purge --force` to delete it unsaved)")
+	case !saved.Repo:
+		return nil
+	case saved.Result != nil && saved.Saved && (saved.PushedTo != "" || saved.UpToDate || saved.StoredBundle != ""):
+		return nil
+	}
+	return errors.New("down --purge: the save did not reach the remote, so the workspace is kept; the server keeps running: fix the save, then run `spinbook down --purge` again (or add --force to delete it unsaved)")
 }

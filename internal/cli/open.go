@@ -4,6 +4,8 @@ import (
 	"log/slog"
 
 	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/backend/aws"
+	"github.com/spinbook/spinbook/internal/backend/docker"
 	"github.com/spinbook/spinbook/internal/backend/local"
 	"github.com/spinbook/spinbook/internal/config"
 )
@@ -14,7 +16,11 @@ func openBackend(cfg *config.Config, log *slog.Logger) (backend.Backend, error) 
 	switch cfg.Backend {
 	case "", "local":
 		return local.New(cfg, log, "")
+	case "docker":
+		return docker.New(cfg, log, "")
+	case "aws":
+		return aws.New(cfg, log, aws.Options{})
 	default:
-		return nil, usagef("backend %q is not available in this build (valid: local)", cfg.Backend)
+		return nil, usagef("backend %q is not available in this build (valid: local, docker, aws)", cfg.Backend)
 	}
 }

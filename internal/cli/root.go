@@ -119,6 +119,11 @@ this machine, reachable from this machine only, with a generated password.`,
 		newInit(e), newUp(e), newDown(e), newStatus(e), newLs(e), newLogs(e),
 		newPassword(e), newVersion(e), newAgent(e),
 	)
+	root.AddCommand(newModels(e))
+	root.AddCommand(newSite(e))
+	root.AddCommand(newAWS(e))
+	root.AddCommand(newSave(e), newGitCredential())
+	root.AddCommand(newExtend(e))
 	return root
 }
 

@@ -15,7 +15,13 @@ func newStatus(e *env) *cobra.Command {
 		Use:   "status",
 		Short: "Show whether your server runs, and where",
 		Long: `Show the user's server: its state (running, stopped, failed or absent),
-whether Jupyter answers, its URL and health URL, its workspace and uptime.`,
+whether Jupyter answers, its URL and health URL, its workspace and uptime.
+For a running server, its agent adds its size, how long it has been idle,
+when it stops itself (idle.stop_after, idle.max_age; a warning once that is
+near: postpone it with ` + "`spinbook extend`" + `) and the estimated cost.
+
+It also lists the secrets the config names (such as warehouse.password) and
+whether each resolves here and now, as the next up would need; never a value.`,
 		Example: `  spinbook status
   spinbook status --user alice --json`,
 		Args: cobra.NoArgs,
@@ -36,8 +42,10 @@ whether Jupyter answers, its URL and health URL, its workspace and uptime.`,
 			if err != nil {
 				return fmt.Errorf("status: %w", err)
 			}
+			secrets := checkSecrets(cmd.Context(), cfg)
+			idle := idleOf(cmd.Context(), srv)
 			if e.json {
-				return ui.JSON(e.stdout, serverJSON{Server: srv})
+				return ui.JSON(e.stdout, serverJSON{Server: srv, Secrets: secrets, idleJSON: idle})
 			}
 			state := string(srv.State)
 			if srv.State == backend.Running && srv.Ready {
@@ -49,13 +57,24 @@ whether Jupyter answers, its URL and health URL, its workspace and uptime.`,
 			if srv.State != backend.Absent {
 				rows = append(rows, []string{"url:", srv.URL}, []string{"health:", srv.HealthURL},
 					[]string{"workspace:", srv.Workspace})
+				if srv.TLSFingerprint != "" {
+					rows = append(rows, []string{"tls:", "SHA-256 " + srv.TLSFingerprint})
+				}
 				if !srv.StartedAt.IsZero() {
 					rows = append(rows, []string{"started:", srv.StartedAt.Local().Format(time.DateTime) +
 						" (" + ui.Duration(time.Since(srv.StartedAt)) + " ago)"})
 				}
+				rows = append(rows, idleRows(idle)...)
 			}
 			if srv.Detail != "" {
 				rows = append(rows, []string{"note:", srv.Detail})
+			}
+			for i, sj := range secrets {
+				label := ""
+				if i == 0 {
+					label = "secrets:"
+				}
+				rows = append(rows, []string{label, sj.describe()})
 			}
 			for _, r := range rows {
 				fmt.Fprintf(e.stdout, "%-11s %s\n", r[0], r[1])
@@ -86,10 +105,11 @@ func newLs(e *env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("ls: %w", err)
 			}
+			idles := idleOfAll(cmd.Context(), be, servers)
 			if e.json {
 				out := make([]serverJSON, 0, len(servers))
-				for _, s := range servers {
-					out = append(out, serverJSON{Server: s})
+				for i, s := range servers {
+					out = append(out, serverJSON{Server: s, idleJSON: idles[i]})
 				}
 				return ui.JSON(e.stdout, out)
 			}
@@ -98,14 +118,14 @@ func newLs(e *env) *cobra.Command {
 				return nil
 			}
 			var rows [][]string
-			for _, s := range servers {
+			for i, s := range servers {
 				up := "-"
 				if s.State == backend.Running && !s.StartedAt.IsZero() {
 					up = ui.Duration(time.Since(s.StartedAt))
 				}
-				rows = append(rows, []string{s.User, string(s.State), up, s.URL})
+				rows = append(rows, append([]string{s.User, string(s.State), up}, append(idleColumns(idles[i]), s.URL)...))
 			}
-			return ui.Table(e.stdout, []string{"USER", "STATE", "UPTIME", "URL"}, rows)
+			return ui.Table(e.stdout, []string{"USER", "STATE", "UPTIME", "SIZE", "IDLE", "STOPS IN", "COST", "URL"}, rows)
 		},
 	}
 }

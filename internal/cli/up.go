@@ -19,30 +19,51 @@ import (
 type serverJSON struct {
 	backend.Server
 	Password string `json:"password,omitempty"`
+	// Secrets (status only) are the config's secrets and whether they resolve.
+	Secrets []secretJSON `json:"secrets,omitempty"`
+	// Activity, the coming idle stop and cost (status and ls, running servers).
+	*idleJSON
 }
 
 func newUp(e *env) *cobra.Command {
 	var timeout time.Duration
+	var size string
+	var keepFailed bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Bring your server up, wait until Jupyter answers, print its URL",
 		Long: `Bring the user's Jupyter server up and wait until it answers behind its front
 door, printing progress on stderr and the URL on stdout.
 
-If the server already runs, up reports it and changes nothing. If it died, up
-cleans up after it and starts it again; the workspace is kept.
+If the server already runs, up reports it and changes nothing, unless the
+access settings (password hash, allowlist, trusted proxies, TLS) changed: then
+up restarts it, which ends every session. If it died, up cleans up after it and
+starts it again; the workspace is kept.
+
+Secrets the config names by reference (${env:NAME}, ${file:PATH}), such as
+warehouse.password, are resolved now, on this machine; one that does not
+resolve stops up with exit 2, naming it, before anything starts.
+
+With access.tls, the URL is https and up prints the SHA-256 fingerprint of the
+certificate, to compare with what the browser shows.
 
 With no access.password_hash in the config, up generates a password and prints
 it once; only its hash is kept, in the server's memory. To choose your own,
 run ` + "`spinbook password`" + ` and put the hash in the config.`,
 		Example: `  spinbook up                       # your own server
   spinbook up --user alice          # alice's server
-  spinbook up --json | jq -r .url   # for scripts`,
+  spinbook up --json | jq -r .url   # for scripts
+  spinbook up --size gpu            # with the resources of sizes.gpu`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := e.loadConfig()
 			if err != nil {
 				return err
+			}
+			if size != "" {
+				if _, err := cfg.LookupSize(size); err != nil {
+					return usageError{err}
+				}
 			}
 			user, err := e.resolveUser()
 			if err != nil {
@@ -52,15 +73,19 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout(cmd, be, "up", timeout))
 			defer cancel()
 
-			if srv, err := be.Status(ctx, user); err == nil && srv.State == backend.Running && srv.Ready {
-				return e.printUp(srv, "")
-			}
 			agentSpec, err := buildAgentSpec(ctx, cfg)
 			if err != nil {
 				return err
+			}
+			agentSpec.Idle = idleSpec(cfg, size)
+			// The access settings as configured, before a generated
+			// password: a running server with others is restarted.
+			digest := agentSpec.AccessDigest()
+			if srv, err := be.Status(ctx, user); err == nil && srv.State == backend.Running && srv.Ready && srv.AccessDigest == digest {
+				return e.printUp(srv, "")
 			}
 			password := ""
 			if agentSpec.PasswordHash == "" {
@@ -69,7 +94,7 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 					return err
 				}
 			}
-			spec := backend.Spec{User: user, Agent: agentSpec}
+			spec := backend.Spec{User: user, Agent: agentSpec, Size: size, AccessDigest: digest, KeepFailed: keepFailed}
 			p := ui.NewProgress(e.stderr)
 			p.Step(fmt.Sprintf("bringing up %s's server (%s backend)", user, be.Name()))
 			srv, err := be.Up(ctx, spec, func(ev backend.Event) { p.Step(ev.Message) })
@@ -79,10 +104,15 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 			if !srv.Started {
 				password = "" // it was already running with another password
 			}
+			if spec.Agent.Repo != nil {
+				reportRepo(ctx, p, srv)
+			}
 			return e.printUp(srv, password)
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "give up if the server is not ready after this long")
+	cmd.Flags().BoolVar(&keepFailed, "keep-failed", false, "aws: leave a stack that failed to come up for inspection instead of deleting it")
+	cmd.Flags().StringVar(&size, "size", "", "resources for the server, a name from the config's sizes (docker, aws)")
 	return cmd
 }
 
@@ -95,6 +125,7 @@ func (e *env) printUp(srv backend.Server, password string) error {
 	} else {
 		fmt.Fprintf(e.stdout, "%s's server is already running: %s\n", srv.User, srv.URL)
 	}
+	e.printTLS(srv)
 	if password != "" {
 		fmt.Fprintf(e.stdout, "password: %s\n", password)
 		fmt.Fprintln(e.stderr, "  (shown only now; to choose your own, run `spinbook password` and set access.password_hash)")
@@ -112,6 +143,20 @@ func buildAgentSpec(ctx context.Context, cfg *config.Config) (backend.AgentSpec,
 		TrustedProxies: cfg.Access.TrustedProxies,
 		JupyterCommand: cfg.Jupyter.Command,
 	}
+	secrets, err := resolveSecrets(ctx, cfg)
+	if err != nil {
+		return spec, err
+	}
+	spec.Secrets = secrets.values
+	spec.Warehouse = warehouseSpec(&cfg.Warehouse, secrets)
+	if err := tlsSpec(cfg.Access.TLS, secrets, &spec); err != nil {
+		return spec, err
+	}
+	spec.Models = modelsSpec(&cfg.Models, secrets)
+	if spec.Repo, err = repoSpec(cfg, secrets); err != nil {
+		return spec, err
+	}
+	spec.ControlToken = newControlToken()
 	return spec, nil
 }
 

@@ -20,9 +20,9 @@ import (
 // Config is a spinbook.yaml. The comments on its fields are the reference
 // for users: keep them accurate.
 type Config struct {
-	// Backend is where notebook servers run. This build supports only
-	// "local"; "docker", "kubernetes" and "aws" come later.
-	// Default: local.
+	// Backend is where notebook servers run: "local" (processes on this
+	// machine) or "docker" (containers on a Docker Engine); "kubernetes"
+	// and "aws" come later. Default: local.
 	Backend string `yaml:"backend"`
 
 	// Access says who may reach a server.
@@ -31,9 +31,45 @@ type Config struct {
 	// Jupyter says how Jupyter is started inside a server.
 	Jupyter Jupyter `yaml:"jupyter"`
 
+	// Warehouse is the data warehouse kernels query without a password in
+	// any notebook. Default: none.
+	Warehouse Warehouse `yaml:"warehouse"`
+
+	// Models is the model store for `spinbook models` and kernels (boto3,
+	// the aws CLI). Default: none.
+	Models Models `yaml:"models"`
+
+	// Repo is the team's git repository, cloned into the workspace and
+	// saved back by `spinbook save` and `spinbook down`. Default: none; the
+	// workspace starts empty.
+	Repo Repo `yaml:"repo"`
+
 	// Local configures backend local: servers run as processes on this
 	// machine.
 	Local Local `yaml:"local"`
+
+	// Image is the Jupyter image servers run in (backend docker): any
+	// image with a `jupyter` command, such as the Jupyter docker-stacks
+	// images; spinbook's agent is copied in. Default:
+	// quay.io/jupyter/scipy-notebook:latest.
+	Image string `yaml:"image"`
+
+	// Docker configures backend docker.
+	Docker Docker `yaml:"docker"`
+
+	// Sizes names sets of resources (cpus, memory, gpus, shm) a server can
+	// be brought up with: `spinbook up --size NAME`. Default: none; a
+	// server then has no limits.
+	Sizes map[string]Size `yaml:"sizes"`
+
+	// AWS configures backend aws: CloudFormation stacks, one per site and
+	// one per user (see docs/aws.md).
+	AWS AWS `yaml:"aws"`
+
+	// Idle says when an idle server stops itself (after saving), and how
+	// long before it warns. Default: stop_after 2h, max_age off,
+	// warn_before 10m. Sizes may override it (sizes.NAME.idle).
+	Idle Idle `yaml:"idle"`
 
 	// Path is the file the configuration came from, as given to Load or
 	// Parse; "" when it holds defaults only.
@@ -63,6 +99,12 @@ type Access struct {
 	// by `spinbook password`. Empty: `spinbook up` generates a password,
 	// prints it once and keeps only its hash.
 	PasswordHash string `yaml:"password_hash"`
+
+	// TLS makes the front door serve HTTPS: `self-signed` (a certificate
+	// made once per server; `up` prints its fingerprint) or {cert, key}
+	// (PEM files; key may be a secret reference). Plain HTTP is then
+	// redirected to HTTPS. Default: plain HTTP.
+	TLS TLS `yaml:"tls"`
 
 	// AllowPrefixes is Allow parsed; filled by Validate.
 	AllowPrefixes []netip.Prefix `yaml:"-"`

@@ -67,6 +67,9 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 
 var commandType = reflect.TypeFor[Command]()
 
+// unmarshalerType: a section type that reads a scalar form itself.
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
 // value decodes n into v, whose YAML path is p.
 func (d *decoder) value(n *yaml.Node, v reflect.Value, p string) {
 	if isNull(n) {
@@ -84,12 +87,43 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, p string) {
 	case v.Type() == commandType && n.Kind != yaml.SequenceNode:
 		d.problemf(n.Line, p, "expected a list or a string, not %s", describe(n))
 
+	case v.Kind() == reflect.Struct && n.Kind == yaml.ScalarNode && v.Addr().Type().Implements(unmarshalerType):
+		// A section with a one-word form too (access.tls: self-signed).
+		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+			d.problemf(n.Line, p, "%s", err)
+		}
+
 	case v.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			d.problemf(n.Line, p, "expected a mapping with keys %s, not %s", strings.Join(keys(v.Type()), ", "), describe(n))
 			return
 		}
 		d.mapping(n, v, p)
+
+	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String && v.Type().Elem().Kind() == reflect.Struct:
+		// Named entries (sizes.NAME): each value decoded like a section.
+		if n.Kind != yaml.MappingNode {
+			d.problemf(n.Line, p, "expected a mapping of names to %s, not %s", strings.Join(keys(v.Type().Elem()), "/"), describe(n))
+			return
+		}
+		m := reflect.MakeMap(v.Type())
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], resolve(n.Content[i+1])
+			if k.Kind != yaml.ScalarNode {
+				d.problemf(k.Line, p, "a name must be a plain value, not %s", describe(k))
+				continue
+			}
+			ep := join(p, k.Value)
+			if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+				d.problemf(k.Line, ep, "duplicate name (first at line %d)", d.lines[ep])
+				continue
+			}
+			d.lines[ep] = k.Line
+			e := reflect.New(v.Type().Elem()).Elem()
+			d.value(val, e, ep)
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e)
+		}
+		v.Set(m)
 
 	case v.Kind() == reflect.String:
 		if n.Kind != yaml.ScalarNode {

@@ -14,8 +14,8 @@ import (
 
 // Backends this build has, and those that come later.
 var (
-	backends       = []string{"local"}
-	futureBackends = []string{"docker", "kubernetes", "aws"}
+	backends       = []string{"local", "docker", "aws"}
+	futureBackends = []string{"kubernetes"}
 )
 
 // Validate fills in defaults for the keys left empty, expands ~ in
@@ -37,6 +37,14 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.local()
+	v.docker()
+	v.sizes()
+	v.aws()
+	v.warehouse()
+	v.models()
+	v.repo()
+	v.idle()
+	v.secretRefs()
 
 	if len(v.problems) == 0 {
 		return nil
@@ -90,6 +98,7 @@ func (v *validation) access() {
 	}
 	a.AllowPrefixes = v.prefixes("access.allow", a.Allow)
 	a.TrustedPrefixes = v.prefixes("access.trusted_proxies", a.TrustedProxies)
+	v.tls()
 
 	if h := a.PasswordHash; h != "" {
 		if !strings.HasPrefix(h, "$") {

@@ -7,7 +7,11 @@
 // another site, a websocket upgrade must carry the server's own Origin, and
 // anything outside the gateway's own pages (under /spinbook/) needs a
 // session. Only then is the request forwarded, with the gateway's session
-// cookie removed and Jupyter's token added.
+// cookie, client credentials, forwarding claims and what Jupyter would log
+// (a Referer's query) removed, and Jupyter's token added.
+//
+// ListenTLS and RedirectHTTP serve the front door with TLS, plain HTTP on
+// the same port being redirected to it.
 package gateway
 
 import (
@@ -75,6 +79,26 @@ type Options struct {
 
 	// Now tells the time. Nil means time.Now.
 	Now func() time.Time
+
+	// Control serves the agent's control API: every request under
+	// ControlPrefix, once the client passed the allowlist, with no
+	// session or cross-site checks — the handler authenticates each
+	// request itself (a bearer token, compared in constant time). Those
+	// paths never reach Jupyter; with Control nil they answer 404.
+	Control http.Handler
+
+	// OnActivity, when set, is called for each proxied request a person
+	// makes — page navigations and writes — but not for Jupyter's own
+	// polling (GETs of its REST API) nor for traffic on open websockets.
+	// The agent counts it as activity for idle stops.
+	OnActivity func()
+
+	// Banner, when set, returns a short text shown in a fixed banner at
+	// the top of each HTML page proxied from Jupyter (such as a coming
+	// idle stop); "" shows none. It is asked before the request is
+	// reported to OnActivity, so it tells what the page's visitor was
+	// warned of.
+	Banner func() string
 }
 
 // defaultAllow admits loopback clients only.
@@ -102,7 +126,13 @@ type Gateway struct {
 	sessions *sessionStore
 	limiter  *loginLimiter
 	checking chan struct{} // semaphore: CheckPassword calls in flight
+	control  http.Handler
+	activity func()        // Options.OnActivity; never nil
+	banner   func() string // Options.Banner; nil for none
 }
+
+// ControlPrefix starts the paths of the control API (Options.Control).
+const ControlPrefix = "/spinbook/api/"
 
 // New returns a Gateway for opts, or an error that lists every invalid option.
 func New(opts Options) (*Gateway, error) {
@@ -122,6 +152,12 @@ func New(opts Options) (*Gateway, error) {
 		csrf:       http.NewCrossOriginProtection(),
 		upstream:   opts.Upstream,
 		checking:   make(chan struct{}, 2),
+		control:    opts.Control,
+		activity:   opts.OnActivity,
+		banner:     opts.Banner,
+	}
+	if g.activity == nil {
+		g.activity = func() {}
 	}
 	if len(g.allow) == 0 {
 		g.allow = defaultAllow
@@ -227,6 +263,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Add
 		g.writeMessage(w, http.StatusForbidden, pageNotAllowed, addrString(client))
 		return
 	}
+	if g.control != nil && strings.HasPrefix(r.URL.Path, ControlPrefix) {
+		g.control.ServeHTTP(w, r)
+		return
+	}
 	if err := g.csrf.Check(r); err != nil {
 		g.log.Warn("cross-site request refused", "client", addrString(client), "method", r.Method, "path", r.URL.Path)
 		g.writeMessage(w, http.StatusForbidden, pageCrossSite, "")
@@ -255,6 +295,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Add
 	if !g.sessions.touch(r.Header["Cookie"], g.cookieName, g.now()) {
 		g.loginRequired(w, r)
 		return
+	}
+	r = g.withBanner(r) // as things stood before this request
+	if isUserRequest(r) {
+		g.activity()
 	}
 	g.proxy.ServeHTTP(w, r)
 }

@@ -15,6 +15,9 @@ const (
 
 	// maxLoginBody bounds a login form; a password fits with room to spare.
 	maxLoginBody = 4 << 10
+
+	// loginReadTimeout bounds the time to read a login form.
+	loginReadTimeout = 10 * time.Second
 )
 
 // loginPage shows the login form; a client that already has a session goes
@@ -35,6 +38,9 @@ func (g *Gateway) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // login checks a submitted password and, if it is right, starts a session.
 func (g *Gateway) login(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	// A login form is small and quick to send: neither a large nor a
+	// trickling body may hold the handler.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(loginReadTimeout))
 	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
 	if err := r.ParseForm(); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -62,10 +68,12 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request, client netip.Add
 		return
 	}
 	if !ok {
+		g.limiter.failed(client, g.now())
 		g.log.Warn("login failed", "client", addrString(client))
 		g.writeLogin(w, http.StatusUnauthorized, next, msgWrongPassword, true)
 		return
 	}
+	g.limiter.succeeded(client)
 
 	// A new id on every login, and the old session (if any) ends.
 	g.sessions.remove(r.Header["Cookie"], g.cookieName)

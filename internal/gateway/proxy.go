@@ -18,7 +18,7 @@ func (g *Gateway) newProxy(transport http.RoundTripper) *httputil.ReverseProxy {
 		Rewrite:        g.rewrite,
 		Transport:      transport,
 		FlushInterval:  -1,
-		ModifyResponse: modifyResponse,
+		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.proxyError,
 		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
@@ -40,6 +40,12 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 	delete(h, "Authorization")
 	h["Authorization"] = []string{g.authz}
+	scrubForLogs(pr.Out)
+	if g.banner != nil && isNavigation(pr.In) {
+		// Pages then come to the gateway uncompressed (the transport asks
+		// for gzip itself and unpacks it), so a banner can go in.
+		delete(h, "Accept-Encoding")
+	}
 
 	// What SetXForwarded would say, but with the client as ClientIP sees
 	// it rather than the socket peer (which may be a trusted proxy).
@@ -52,6 +58,48 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	h["X-Forwarded-Proto"] = []string{proto}
+}
+
+// scrubForLogs removes what Jupyter would write to its log although it may
+// be a secret: it logs the URI and the Referer of every failed request
+// (and on a 5xx every header). So the Referer loses its query and
+// fragment, and a "token" query parameter (Jupyter's own credential
+// name; the agent authenticates with a header) is dropped.
+func scrubForLogs(out *http.Request) {
+	if refs := out.Header["Referer"]; len(refs) > 0 {
+		u, err := url.Parse(refs[0])
+		if err != nil || len(refs) > 1 {
+			delete(out.Header, "Referer")
+		} else {
+			u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+			out.Header["Referer"] = []string{u.String()}
+		}
+	}
+	if q := out.URL.RawQuery; q != "" {
+		out.URL.RawQuery = dropQueryParam(q, "token")
+	}
+}
+
+// dropQueryParam removes every name=value pair of query whose name,
+// unescaped, is name (ignoring case); other pairs keep their bytes.
+func dropQueryParam(query, name string) string {
+	var kept []string
+	dropped := false
+	for _, pair := range strings.Split(query, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
+		if strings.EqualFold(strings.TrimSpace(k), name) {
+			dropped = true
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	if !dropped {
+		return query
+	}
+	return strings.Join(kept, "&")
 }
 
 // isForwardingHeader reports whether a header named name claims something
@@ -133,6 +181,19 @@ func hasSessionCookie(line string) bool {
 		}
 	}
 	return false
+}
+
+// modifyResponse filters Jupyter's cookies and, when there is a banner
+// to show, puts it into HTML pages.
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	if err := modifyResponse(resp); err != nil {
+		return err
+	}
+	if resp.Request == nil {
+		return nil
+	}
+	text, _ := resp.Request.Context().Value(bannerKey{}).(string)
+	return injectBanner(resp, text)
 }
 
 // modifyResponse keeps Jupyter from setting a spinbook session cookie:

@@ -11,8 +11,13 @@ import (
 // A config value that holds a secret is either written literally or is a
 // reference that names where the secret lives:
 //
-//	${env:NAME}   the environment variable NAME of the spinbook command
-//	${file:PATH}  the contents of the file PATH, without a trailing newline
+//	${env:NAME}      the environment variable NAME of the spinbook command
+//	${file:PATH}     the contents of the file PATH, without a trailing newline
+//	${aws-sm:ARN}    an AWS Secrets Manager secret (ARN or name)
+//	${aws-ssm:NAME}  an AWS SSM Parameter Store parameter
+//
+// The AWS kinds are fetched with the AWS SDK's default credentials (see
+// aws.go and WithAWSLocation for the region and profile).
 //
 // References are resolved as late as possible (when a server starts, in
 // the command that starts it) and the values are then handed to the agent
@@ -21,16 +26,20 @@ import (
 // ErrMissing means a reference names a secret that is not there.
 var ErrMissing = errors.New("secret not found")
 
+// ErrUnavailable means a reference is well formed but this build cannot
+// resolve its kind.
+var ErrUnavailable = errors.New("not available in this build")
+
 // Ref is a parsed reference.
 type Ref struct {
-	Kind string // "env" or "file"; more kinds (AWS) come with their backend
-	Name string // the variable name or file path
+	Kind string // "env", "file", "aws-sm" or "aws-ssm"
+	Name string // the variable name, file path, secret ARN or parameter name
 }
 
 func (r Ref) String() string { return "${" + r.Kind + ":" + r.Name + "}" }
 
-// kinds are the reference kinds this build resolves.
-var kinds = []string{"env", "file"}
+// kinds are the reference kinds ParseRef accepts.
+var kinds = []string{"env", "file", "aws-sm", "aws-ssm"}
 
 // ParseRef parses s as a reference. ok is false when s is not a reference
 // at all (a literal value); err is set when s looks like one but is not
@@ -47,7 +56,7 @@ func ParseRef(s string) (ref Ref, ok bool, err error) {
 		return Ref{}, true, fmt.Errorf("secret reference %q: want ${env:NAME} or ${file:PATH}", shortRef(s))
 	}
 	switch kind {
-	case "env", "file":
+	case "env", "file", "aws-sm", "aws-ssm":
 	default:
 		return Ref{}, true, fmt.Errorf("secret reference %q: unknown kind %q (valid: %s)", shortRef(s), kind, strings.Join(kinds, ", "))
 	}
@@ -90,6 +99,8 @@ func (r Ref) Resolve(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("%s: %w: the file is empty", r, ErrMissing)
 		}
 		return v, nil
+	case "aws-sm", "aws-ssm":
+		return resolveAWS(ctx, r)
 	}
 	return "", fmt.Errorf("%s: unknown kind", r)
 }

@@ -27,14 +27,16 @@ import (
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/proc"
+	"github.com/spinbook/spinbook/internal/secret"
 )
 
 var _ backend.Backend = (*Local)(nil)
 var _ backend.Logger = (*Local)(nil)
 
-// stopTimeout is how long Down waits for the agent to stop its kernels and
-// exit before it kills what is left.
-const stopTimeout = 30 * time.Second
+// stopTimeout is how long Down waits for the agent to save the work (at
+// most 20 s, see agent.stopSaveTimeout), stop its kernels and exit before
+// it kills what is left.
+const stopTimeout = 45 * time.Second
 
 // Local is the local backend.
 type Local struct {
@@ -73,6 +75,15 @@ type record struct {
 	HealthPort int       `json:"health_port"`
 	Workspace  string    `json:"workspace"`
 	StartedAt  time.Time `json:"started_at"`
+	// TLS: the front door serves HTTPS, with the certificate whose
+	// SHA-256 is TLSFingerprint (known once the agent is ready).
+	TLS            bool   `json:"tls,omitempty"`
+	TLSFingerprint string `json:"tls_fingerprint,omitempty"`
+	// AccessDigest is the spec's: Up restarts the agent when it changes.
+	AccessDigest string `json:"access_digest,omitempty"`
+	// ControlToken is the bearer token of the agent's control API; this
+	// 0600 record is where the command line reads it back.
+	ControlToken string `json:"control_token,omitempty"`
 }
 
 func (l *Local) serverDir(user string) string { return filepath.Join(l.stateDir, "servers", user) }
@@ -96,6 +107,9 @@ func (l *Local) Up(ctx context.Context, spec backend.Spec, progress func(backend
 		return backend.Server{}, err
 	}
 	if rec != nil {
+		if proc.Alive(rec.PID, rec.Start) && rec.AccessDigest != spec.AccessDigest {
+			return l.restart(ctx, spec, rec, progress)
+		}
 		if proc.Alive(rec.PID, rec.Start) {
 			srv := l.server(rec)
 			if !srv.Ready {
@@ -134,6 +148,7 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	as.StateDir = dir
 	as.CacheDir = filepath.Join(l.stateDir, "cache")
 	as.CredentialsDir = filepath.Join(dir, "credentials")
+	as.BundleDir = filepath.Join(dir, "bundles")
 	as.InheritListeners = true
 	if err := backend.WriteAgentSpec(specPath, as); err != nil {
 		return backend.Server{}, err
@@ -161,6 +176,9 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	// output in the log. The spec file (not argv) carries the password hash.
 	cmd := exec.Command(l.agentPath, "agent", "--spec", specPath)
 	cmd.Dir = "/"
+	// The agent inherits this command's environment, without the variables
+	// that held secrets (${env:NAME}): it has them from the spec.
+	cmd.Env = secret.Scrub(os.Environ(), as.Secrets)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{frontFile, healthFile}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -176,14 +194,17 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 		return backend.Server{}, fmt.Errorf("agent exited at once: %s", l.exitReason(user))
 	}
 	rec := &record{
-		User:       user,
-		PID:        cmd.Process.Pid,
-		Start:      start,
-		Listen:     l.cfg.Local.Listen,
-		FrontPort:  front.Addr().(*net.TCPAddr).Port,
-		HealthPort: health.Addr().(*net.TCPAddr).Port,
-		Workspace:  l.workspace(user),
-		StartedAt:  time.Now().UTC().Truncate(time.Second),
+		TLS:          as.TLSSelfSigned || as.TLSCert != "",
+		AccessDigest: spec.AccessDigest,
+		ControlToken: as.ControlToken,
+		User:         user,
+		PID:          cmd.Process.Pid,
+		Start:        start,
+		Listen:       l.cfg.Local.Listen,
+		FrontPort:    front.Addr().(*net.TCPAddr).Port,
+		HealthPort:   health.Addr().(*net.TCPAddr).Port,
+		Workspace:    l.workspace(user),
+		StartedAt:    time.Now().UTC().Truncate(time.Second),
 	}
 	if err := l.writeRecord(rec); err != nil {
 		proc.KillTree(rec.PID, rec.Start)
@@ -195,6 +216,12 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 		l.cleanup(user, rec)
 		return backend.Server{}, err
 	}
+	if err := l.recordTLS(rec, as); err != nil {
+		l.cleanup(user, rec)
+		return backend.Server{}, err
+	}
+	srv = l.server(rec)
+	srv.Ready = true
 	srv.Started = true
 	return srv, nil
 }
@@ -245,19 +272,26 @@ func (l *Local) Down(ctx context.Context, user string, progress func(backend.Eve
 	if err != nil || rec == nil {
 		return err
 	}
-	if proc.Alive(rec.PID, rec.Start) {
-		progress(backend.Event{Message: fmt.Sprintf("stopping the agent (pid %d) and its kernels", rec.PID)})
-		syscall.Kill(rec.PID, syscall.SIGTERM)
-		wait := stopTimeout
-		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-			wait = time.Until(d)
-		}
-		if !proc.WaitGone(rec.PID, rec.Start, wait) {
-			progress(backend.Event{Message: "the agent did not stop in time; killing it"})
-		}
-	}
+	l.stopAgent(ctx, rec, progress)
 	l.cleanup(user, rec)
 	return nil
+}
+
+// stopAgent asks rec's agent to stop its kernels and exit, and waits for
+// it (stopTimeout at most); cleanup kills what is left.
+func (l *Local) stopAgent(ctx context.Context, rec *record, progress func(backend.Event)) {
+	if !proc.Alive(rec.PID, rec.Start) {
+		return
+	}
+	progress(backend.Event{Message: fmt.Sprintf("stopping the agent (pid %d) and its kernels", rec.PID)})
+	syscall.Kill(rec.PID, syscall.SIGTERM)
+	wait := stopTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		wait = time.Until(d)
+	}
+	if !proc.WaitGone(rec.PID, rec.Start, wait) {
+		progress(backend.Event{Message: "the agent did not stop in time; killing it"})
+	}
 }
 
 // cleanup kills whatever is left of rec's agent and its Jupyter, and
@@ -273,6 +307,8 @@ func (l *Local) cleanup(user string, rec *record) {
 	for _, name := range []string{"record.json", "jupyter.json", "exit.json", "agent-spec.json"} {
 		os.Remove(filepath.Join(l.serverDir(user), name))
 	}
+	// Credential files (.pgpass) live only as long as the server.
+	os.RemoveAll(filepath.Join(l.serverDir(user), "credentials"))
 }
 
 // Status implements backend.Backend.
@@ -341,10 +377,14 @@ func (l *Local) server(rec *record) backend.Server {
 	srv := backend.Server{
 		User:      rec.User,
 		Backend:   l.Name(),
-		URL:       fmt.Sprintf("http://%s/", net.JoinHostPort(urlHost(rec.Listen), strconv.Itoa(rec.FrontPort))),
+		URL:       fmt.Sprintf("%s://%s/", frontScheme(rec), net.JoinHostPort(urlHost(rec.Listen), strconv.Itoa(rec.FrontPort))),
 		HealthURL: l.healthBase(rec) + "/healthz",
 		Workspace: rec.Workspace,
 		StartedAt: rec.StartedAt,
+
+		TLSFingerprint: rec.TLSFingerprint,
+		AccessDigest:   rec.AccessDigest,
+		ControlToken:   rec.ControlToken,
 	}
 	if !proc.Alive(rec.PID, rec.Start) {
 		reason := l.exitReason(rec.User)

@@ -1,0 +1,259 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/backend/aws/awsstandin"
+	"github.com/spinbook/spinbook/internal/secret"
+)
+
+// awsWorld runs the built binary with backend aws against a STAND-IN for
+// AWS (package awsstandin: the real CloudFormation, Secrets Manager and S3
+// wire protocols, nothing built), the AWS SDK pointed at it by
+// AWS_ENDPOINT_URL with static credentials. The stack's URL output leads to
+// a fake agent that answers the control API (status, save) to the holder
+// of the control token stored in the user's spec secret.
+type awsWorld struct {
+	*world
+	si    *awsstandin.StandIn
+	saves atomic.Int32
+}
+
+const (
+	awsCanary    = "CANARY-e2e-aws-dw-password-61f0"
+	awsGitCanary = "CANARY-e2e-aws-git-token-93c2"
+)
+
+func newAWSWorld(t *testing.T, cfg string) *awsWorld {
+	t.Helper()
+	si := awsstandin.New()
+	t.Cleanup(si.Close)
+	w := &awsWorld{si: si}
+	agent := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		raw, _ := si.Secret("spinbook/e2e/alice/agent-spec")
+		var spec backend.AgentSpec
+		json.Unmarshal([]byte(raw), &spec)
+		if spec.ControlToken == "" || r.Header.Get("Authorization") != "Bearer "+spec.ControlToken {
+			http.Error(rw, `{"error":"no"}`, http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/spinbook/api/status":
+			io.WriteString(rw, `{"user":"alice","ready":true}`)
+		case "/spinbook/api/save":
+			w.saves.Add(1)
+			io.WriteString(rw, `{"repo":true,"result":{"committed":"abc123","head":"abc123","branch":"main","pushed_to":"origin/main","saved":true}}`)
+		default:
+			http.NotFound(rw, r)
+		}
+	}))
+	t.Cleanup(agent.Close)
+	si.Outputs["AgentBucket"] = "spinbook-e2e-agentbucket-0a1b"
+	si.Outputs["NatAddress"] = "198.51.100.77"
+	si.Outputs["URL"] = agent.URL + "/"
+
+	w.world = &world{t: t, stateDir: t.TempDir(), users: map[string]bool{}}
+	w.config = filepath.Join(t.TempDir(), "spinbook.yaml")
+	if err := os.WriteFile(w.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	w.env = append(os.Environ(), "SPINBOOK_CONFIG="+w.config, "SPINBOOK_USER=", "HOME="+home,
+		"AWS_ENDPOINT_URL="+si.URL, "AWS_ACCESS_KEY_ID=AKIDSTANDIN", "AWS_SECRET_ACCESS_KEY=stand-in-secret",
+		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE="+filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "none"),
+		"SPINBOOK_TEST_AWS_DW="+awsCanary, "SPINBOOK_TEST_AWS_GIT="+awsGitCanary)
+	return w
+}
+
+const awsConfig = `backend: aws
+access:
+  allow: [203.0.113.0/24, 198.51.100.0/24, 192.0.2.0/24, 100.64.7.0/24]
+warehouse: {host: dw.example.redshift.amazonaws.com, database: analytics, user: nb, password: "${env:SPINBOOK_TEST_AWS_DW}"}
+repo: {url: "https://git.example.com/team/notebooks.git", token: "${env:SPINBOOK_TEST_AWS_GIT}"}
+aws:
+  region: us-east-1
+  certificate_arn: arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789
+  site: e2e
+sizes:
+  gpu: {cpus: 8, memory: 60GiB, gpus: 1, shm: 16GiB, instance_type: g5.2xlarge}
+`
+
+// TestAWSSiteUpDown drives site up, up (twice), ls, down and site down of
+// the built binary through the stand-in, and checks that the secrets went
+// to Secrets Manager only, never into CloudFormation.
+func TestAWSSiteUpDown(t *testing.T) {
+	w := newAWSWorld(t, awsConfig)
+
+	r := w.run("site", "up")
+	if r.code != 0 || !strings.Contains(r.stderr, "198.51.100.77") || !strings.Contains(r.stdout, "site up: done") {
+		t.Fatalf("site up: %s", r)
+	}
+	if status, _, _, _ := w.si.Stack("spinbook-e2e"); status != "CREATE_COMPLETE" {
+		t.Fatalf("site stack is %q", status)
+	}
+
+	r = w.run("up", "--json", "--user", "alice", "--size", "gpu")
+	if r.code != 0 {
+		t.Fatalf("up: %s", r)
+	}
+	var s server
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || !s.Ready || s.Backend != "aws" || s.Password == "" ||
+		s.URL != w.si.Outputs["URL"] {
+		t.Fatalf("up printed %+v (%v)\n%s", s, err, r)
+	}
+	if !strings.Contains(r.stderr, "CREATE_COMPLETE") {
+		t.Errorf("up shows no progress from stack events:\n%s", r.stderr)
+	}
+	spec, ok := w.si.Secret("spinbook/e2e/alice/agent-spec")
+	if !ok || !strings.Contains(spec, awsCanary) || !strings.Contains(spec, awsGitCanary) {
+		t.Errorf("the spec secret does not hold the warehouse password and the git token")
+	}
+	for _, req := range w.si.CFNRequests {
+		if strings.Contains(req, awsCanary) || strings.Contains(req, awsGitCanary) || strings.Contains(req, s.Password) || strings.Contains(req, "argon2id") {
+			t.Errorf("a CloudFormation request holds a secret")
+		}
+	}
+	for _, out := range []string{r.stdout, r.stderr} {
+		if strings.Contains(out, awsCanary) || strings.Contains(out, awsGitCanary) {
+			t.Errorf("up printed a secret")
+		}
+	}
+
+	creates := w.si.CallCount("cloudformation:CreateStack")
+	if r := w.run("up", "--user", "alice", "--size", "gpu"); r.code != 0 || !strings.Contains(r.stdout, "already running") {
+		t.Errorf("second up: %s", r)
+	}
+	if w.si.CallCount("cloudformation:CreateStack") != creates || w.si.CallCount("cloudformation:UpdateStack") != 0 {
+		t.Errorf("the second up changed stacks: %v", w.si.Calls)
+	}
+
+	if r := w.run("ls", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"user": "alice"`) {
+		t.Errorf("ls: %s", r)
+	}
+	if r := w.run("site", "down"); r.code == 0 || !strings.Contains(r.stderr, "alice") {
+		t.Errorf("site down with a server: %s", r)
+	}
+	if r := w.run("down", "--user", "alice"); r.code != 0 || w.saves.Load() != 1 {
+		t.Fatalf("down (saves %d): %s", w.saves.Load(), r)
+	}
+	if status, _, _, _ := w.si.Stack("spinbook-e2e-alice"); status != "DELETE_COMPLETE" {
+		t.Errorf("after down the stack is %q", status)
+	}
+	if _, ok := w.si.Secret("spinbook/e2e/alice/agent-spec"); ok {
+		t.Error("after down the spec secret remains")
+	}
+	if r := w.run("site", "down"); r.code != 0 {
+		t.Errorf("site down: %s", r)
+	}
+	if status, _, _, _ := w.si.Stack("spinbook-e2e"); status != "DELETE_COMPLETE" {
+		t.Errorf("after site down the site stack is %q", status)
+	}
+}
+
+// TestAWSMissingCredentialsAndRegion: each stops the command with a
+// sentence saying what is missing and what to do.
+func TestAWSMissingCredentialsAndRegion(t *testing.T) {
+	w := newAWSWorld(t, strings.Replace(awsConfig, "  region: us-east-1\n", "", 1))
+	if r := w.run("status", "--user", "alice"); r.code == 0 || !strings.Contains(r.stderr, "no AWS region") || !strings.Contains(r.stderr, "aws.region") {
+		t.Errorf("status without a region: %s", r)
+	}
+	w = newAWSWorld(t, awsConfig)
+	w.env = append(w.env, "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=")
+	if r := w.run("site", "up"); r.code == 0 || !strings.Contains(r.stderr, "no AWS credentials") || !strings.Contains(r.stderr, "aws configure") {
+		t.Errorf("site up without credentials: %s", r)
+	}
+	if len(w.si.Calls) != 0 {
+		t.Errorf("calls reached AWS without credentials: %v", w.si.Calls)
+	}
+}
+
+// TestAgentSpecFromEnvironment runs the agent as the aws task does: the
+// spec in SPINBOOK_AGENT_SPEC_JSON (ECS injects it from Secrets Manager),
+// TLS ended by a load balancer in front. The agent serves, Jupyter's
+// environment does not hold the spec, and the session cookie is Secure.
+func TestAgentSpecFromEnvironment(t *testing.T) {
+	needJupyter(t)
+	hash, err := secret.HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 2)
+	state := t.TempDir()
+	spec := backend.AgentSpec{
+		User: "alice", Workspace: filepath.Join(t.TempDir(), "work"), StateDir: state,
+		Listen: "127.0.0.1", FrontPort: ports[0], HealthPort: ports[1],
+		PasswordHash: hash, ControlToken: "CANARY-control-token-from-env", BehindTLS: true,
+	}
+	data, _ := json.Marshal(spec)
+	cmd := exec.Command(bin, "agent", "--spec-env", "SPINBOOK_AGENT_SPEC_JSON")
+	cmd.Env = append(os.Environ(), "SPINBOOK_AGENT_SPEC_JSON="+string(data))
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	health := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1])
+	waitFor(t, "the agent's /readyz", 90*time.Second, func() bool {
+		resp, err := http.Get(health)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	var rec backend.ProcessRecord
+	raw, err := os.ReadFile(filepath.Join(state, "jupyter.json"))
+	if err != nil || json.Unmarshal(raw, &rec) != nil {
+		t.Fatalf("jupyter.json: %v", err)
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", rec.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(env, []byte("SPINBOOK_AGENT_SPEC_JSON")) || bytes.Contains(env, []byte("CANARY-control-token")) {
+		t.Error("Jupyter's environment holds the agent spec")
+	}
+
+	b := newBrowser(t, fmt.Sprintf("http://127.0.0.1:%d", ports[0]), "")
+	resp := b.login(t, "correct horse")
+	cookie := resp.Header.Get("Set-Cookie")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(cookie, "__Host-spinbook-alice=") || !strings.Contains(cookie, "Secure") {
+		t.Errorf("login behind TLS: %d, Set-Cookie %q; want a __Host- Secure cookie\n%s", resp.StatusCode, cookie, logs.String())
+	}
+}
+
+// freePorts returns n ports free right now on 127.0.0.1.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}

@@ -1,0 +1,24 @@
+package backend
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// AccessDigest is a SHA-256 over the settings of s that decide who gets in:
+// the password hash, the allowlist, the trusted proxies and TLS. A backend
+// keeps it with a running server (Spec.AccessDigest), so that `up` can
+// tell when they changed. It is a hash of a hash: it gives nothing away.
+func (s AgentSpec) AccessDigest() string {
+	data, _ := json.Marshal(struct {
+		PasswordHash   string   `json:"password_hash"`
+		Allow          []string `json:"allow"`
+		TrustedProxies []string `json:"trusted_proxies"`
+		TLSCert        string   `json:"tls_cert"`
+		TLSKey         string   `json:"tls_key"`
+		TLSSelfSigned  bool     `json:"tls_self_signed"`
+	}{s.PasswordHash, s.Allow, s.TrustedProxies, s.TLSCert, s.TLSKey, s.TLSSelfSigned})
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,335 @@
+package aws
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/config"
+)
+
+// Up implements backend.Backend: it stores the spec as a secret, then
+// creates or updates user's stack and waits until Jupyter answers behind
+// the load balancer. A stack that already runs this very deployment is
+// returned as it is.
+func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.Event)) (backend.Server, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Server{}, fmt.Errorf("up: %w", context.Cause(ctx))
+	}
+	if err := a.checkCredentials(ctx); err != nil {
+		return backend.Server{}, err
+	}
+	p := InstanceParams{User: spec.User, SizeName: spec.Size}
+	if spec.Size != "" {
+		s, err := a.cfg.LookupSize(spec.Size)
+		if err != nil {
+			return backend.Server{}, err
+		}
+		p.Size = s
+	}
+	if a.cfg.AWS.CertificateARN == "" {
+		progress(backend.Event{Message: "WARNING: no aws.certificate_arn: the load balancer serves PLAIN HTTP, so the password and the notebooks cross the internet unencrypted; set a certificate"})
+	}
+	site, err := a.describe(ctx, SiteStackName(a.site()))
+	if err != nil {
+		return backend.Server{}, err
+	}
+	if err := a.checkSite(site); err != nil {
+		return backend.Server{}, err
+	}
+	bin, err := a.ensureAgent(ctx, output(site, outputAgentBucket), progress)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	body, err := templateBody(InstanceTemplate(a.cfg, p))
+	if err != nil {
+		return backend.Server{}, err
+	}
+	as := a.agentSpec(spec)
+	digest := deployDigest(body, a.cfg.Image, bin.sum, spec.Size, as)
+	name := InstanceStackName(a.site(), spec.User)
+
+	if st, err := a.describe(ctx, name); err != nil {
+		return backend.Server{}, err
+	} else if st != nil && tag(st, tagDeployDigest) == digest &&
+		(st.StackStatus == types.StackStatusCreateComplete || st.StackStatus == types.StackStatusUpdateComplete) {
+		srv, err := a.server(ctx, st, true)
+		if err != nil {
+			return backend.Server{}, err
+		}
+		if !srv.Ready {
+			progress(backend.Event{Message: "the stack runs this configuration already; waiting for Jupyter"})
+			return a.waitReady(ctx, srv, progress)
+		}
+		return srv, nil
+	}
+
+	data, err := json.Marshal(as)
+	if err != nil {
+		return backend.Server{}, fmt.Errorf("encode agent spec: %w", err)
+	}
+	tags := baseTags(a.site())
+	tags[tagUser] = spec.User
+	progress(backend.Event{Message: fmt.Sprintf("storing the server's secrets in Secrets Manager under %s", SecretPrefix(a.site(), spec.User))})
+	specSecret, err := a.putSecret(ctx, SecretPrefix(a.site(), spec.User)+secretSpec, string(data), tags)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	if _, err := a.putSecret(ctx, SecretPrefix(a.site(), spec.User)+secretControlToken, as.ControlToken, tags); err != nil {
+		return backend.Server{}, err
+	}
+
+	tags[tagRole] = "instance"
+	tags[tagInstanceType] = p.instanceType()
+	tags[tagAccessDigest] = spec.AccessDigest
+	tags[tagDeployDigest] = digest
+	if spec.Size != "" {
+		tags[tagSize] = spec.Size
+	}
+	st, err := a.deploy(ctx, deployment{
+		name: name,
+		body: body,
+		params: map[string]string{
+			paramImage:         a.cfg.Image,
+			paramAgentKey:      bin.key,
+			paramAgentSHA256:   bin.sum,
+			paramSpecSecretARN: specSecret.ARN,
+			paramSpecVersionID: specSecret.VersionID,
+		},
+		tags:       tags,
+		keepFailed: spec.KeepFailed,
+		// A running instance keeps its AMI and agent: a newer one would
+		// replace it, workspace and all. `down` and `up` take them up.
+		keep: []string{paramImageID, paramAgentKey, paramAgentSHA256},
+	}, progress)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	srv, err := a.server(ctx, st, false)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	srv.ControlToken = as.ControlToken
+	srv, err = a.waitReady(ctx, srv, progress)
+	srv.Started = true
+	return srv, err
+}
+
+// agentSpec fills in where things live in the container.
+func (a *AWS) agentSpec(spec backend.Spec) backend.AgentSpec {
+	as := spec.Agent
+	as.User = spec.User
+	as.Workspace = workspacePath
+	as.StateDir = runDir
+	as.CredentialsDir = containerHome
+	as.CacheDir = path.Join(containerHome, ".cache", "spinbook")
+	as.BundleDir = path.Join(workspacePath, ".git", "spinbook-bundles")
+	as.InheritListeners = false
+	as.Listen = "0.0.0.0"
+	as.FrontPort = frontPort
+	as.HealthPort = healthPort
+	// The agent sees the load balancer as the peer: it believes its
+	// X-Forwarded-For, and TLS ends there.
+	as.TrustedProxies = trustedProxies(a.cfg)
+	as.BehindTLS = a.cfg.AWS.CertificateARN != ""
+	if as.ControlToken == "" {
+		// Readiness is asked through the control API: a spec without a
+		// token (the command line always makes one) gets one here.
+		as.ControlToken = requestToken() + requestToken()
+	}
+	return as
+}
+
+// deployDigest sums up what a stack runs, the control token left out, so
+// that a second `up` of the same configuration changes nothing.
+func deployDigest(body, image, agentSum, size string, as backend.AgentSpec) string {
+	as.ControlToken = ""
+	spec, _ := json.Marshal(as)
+	h := sha256.New()
+	for _, s := range []string{body, image, agentSum, size, string(spec)} {
+		fmt.Fprintf(h, "%d:%s\n", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// waitReady polls the agent's control API through the load balancer until
+// Jupyter answers. A machine outside access.allow is refused by the agent:
+// then the server is reported running with readiness unknown.
+func (a *AWS) waitReady(ctx context.Context, srv backend.Server, progress func(backend.Event)) (backend.Server, error) {
+	progress(backend.Event{Message: fmt.Sprintf("waiting for Jupyter behind %s", srv.URL)})
+	for n := 0; ; n++ {
+		ready, detail := a.ready(ctx, srv)
+		if ready {
+			srv.Ready, srv.Detail = true, ""
+			return srv, nil
+		}
+		if detail != "" {
+			srv.Detail = detail
+			progress(backend.Event{Message: detail})
+			return srv, nil
+		}
+		if err := a.sleep(ctx, n); err != nil {
+			return srv, fmt.Errorf("wait for Jupyter behind %s: %w", srv.URL, err)
+		}
+	}
+}
+
+// ready asks the agent whether Jupyter answers; detail is set when the
+// answer cannot come from this machine.
+func (a *AWS) ready(ctx context.Context, srv backend.Server) (ready bool, detail string) {
+	if srv.URL == "" || srv.ControlToken == "" {
+		return false, "no URL or control token yet"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(srv.URL, "/")+"/spinbook/api/status", nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+srv.ControlToken)
+	resp, err := a.http.Do(req)
+	var hostErr x509.HostnameError
+	var verifyErr *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &hostErr) || errors.As(err, &verifyErr):
+		return false, fmt.Sprintf("the stack is up, but the load balancer's certificate does not match %s (%v): point a DNS name the certificate covers at the load balancer and open that", srv.URL, err)
+	case err != nil:
+		return false, ""
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		var st struct {
+			Ready bool `json:"ready"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&st) == nil {
+			return st.Ready, ""
+		}
+	case http.StatusForbidden:
+		return false, "the stack is up, but the agent refuses this machine (not in access.allow), so readiness cannot be checked from here"
+	}
+	return false, ""
+}
+
+// Down implements backend.Backend: it deletes user's stack and waits,
+// then the user's secrets. The command line saved the work first.
+func (a *AWS) Down(ctx context.Context, user string, progress func(backend.Event)) error {
+	if err := a.checkCredentials(ctx); err != nil {
+		return err
+	}
+	if st, err := a.describe(ctx, InstanceStackName(a.site(), user)); err == nil && st != nil && !a.cfg.Repo.Enabled() {
+		progress(backend.Event{Message: "WARNING: no repo is configured, so nothing saved the workspace: it goes with the instance"})
+	}
+	if err := a.deleteStack(ctx, InstanceStackName(a.site(), user), progress); err != nil {
+		return err
+	}
+	for _, s := range []string{secretSpec, secretControlToken} {
+		if err := a.deleteSecret(ctx, SecretPrefix(a.site(), user)+s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Status implements backend.Backend.
+func (a *AWS) Status(ctx context.Context, user string) (backend.Server, error) {
+	if err := a.checkCredentials(ctx); err != nil {
+		return backend.Server{}, err
+	}
+	st, err := a.describe(ctx, InstanceStackName(a.site(), user))
+	if err != nil {
+		return backend.Server{}, err
+	}
+	if st == nil {
+		return backend.Server{User: user, Backend: a.Name(), State: backend.Absent}, nil
+	}
+	return a.server(ctx, st, true)
+}
+
+// List implements backend.Backend: every instance stack of the site.
+func (a *AWS) List(ctx context.Context) ([]backend.Server, error) {
+	if err := a.checkCredentials(ctx); err != nil {
+		return nil, err
+	}
+	var out []backend.Server
+	p := cloudformation.NewDescribeStacksPaginator(a.cf, &cloudformation.DescribeStacksInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list stacks: %w", err)
+		}
+		for i := range page.Stacks {
+			st := &page.Stacks[i]
+			if tag(st, tagManaged) != managedBy || tag(st, tagSite) != a.site() || tag(st, tagRole) != "instance" ||
+				st.StackStatus == types.StackStatusDeleteComplete || config.ValidateUser(tag(st, tagUser)) != nil {
+				continue
+			}
+			srv, err := a.server(ctx, st, false)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, srv)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out, nil
+}
+
+// server describes stack st; with probe, it also reads the control token
+// and asks the agent whether Jupyter is ready.
+func (a *AWS) server(ctx context.Context, st *types.Stack, probe bool) (backend.Server, error) {
+	user := tag(st, tagUser)
+	srv := backend.Server{
+		User:         user,
+		Backend:      a.Name(),
+		URL:          output(st, outputURL),
+		Workspace:    workspacePath + " (on the instance; saved to git by `spinbook save` and `down`)",
+		AccessDigest: tag(st, tagAccessDigest),
+	}
+	if st.CreationTime != nil {
+		srv.StartedAt = st.CreationTime.UTC().Truncate(time.Second)
+	}
+	switch status := st.StackStatus; {
+	case status == types.StackStatusCreateComplete || status == types.StackStatusUpdateComplete || status == types.StackStatusUpdateRollbackComplete:
+		srv.State = backend.Running
+	case strings.HasSuffix(string(status), "_IN_PROGRESS"):
+		srv.State = backend.Running
+		srv.Detail = fmt.Sprintf("stack %s is %s", awssdk.ToString(st.StackName), status)
+		return srv, nil
+	default:
+		srv.State = backend.Failed
+		srv.Detail = fmt.Sprintf("stack %s is %s (%s); run `spinbook up` to try again, or `spinbook down` to remove it",
+			awssdk.ToString(st.StackName), status, awssdk.ToString(st.StackStatusReason))
+		return srv, nil
+	}
+	if !probe {
+		return srv, nil
+	}
+	token, err := a.getSecret(ctx, SecretPrefix(a.site(), user)+secretControlToken)
+	if err != nil {
+		return srv, err
+	}
+	srv.ControlToken = token
+	ready, detail := a.ready(ctx, srv)
+	srv.Ready = ready
+	if !ready {
+		srv.Detail = detail
+		if detail == "" {
+			srv.Detail = "Jupyter is starting or not answering"
+		}
+	}
+	return srv, nil
+}

@@ -1,0 +1,811 @@
+// Package docker runs each user's server as a container on a Docker Engine,
+// through the Engine API (the Engine $DOCKER_HOST names: unix, tcp or ssh;
+// else the local socket). Any Jupyter image serves: spinbook's static agent
+// is copied into the container and is its entrypoint, and Jupyter runs as
+// the image's own user. The Engine is the truth about what runs: everything
+// the backend creates carries the labels managed-by=spinbook and
+// spinbook.user=USER.
+//
+// How the spec reaches the agent: it holds the password hash and secrets,
+// so it never goes into the container's Env, Cmd or labels, nor onto a
+// disk. The container gets a tmpfs at /run/spinbook, which exists only once
+// the container runs, so the agent starts first and waits for the spec
+// (agent --wait-spec); the backend then execs `spinbook agent
+// receive-spec` in the container with the spec on stdin, which writes it
+// 0600 as the image's user into the tmpfs; the agent reads and deletes it.
+// An exec works the same against a remote Engine, unlike a copy into a
+// tmpfs (the Engine's archive API does not see tmpfs mounts).
+package docker
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/cli/cli/connhelper"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/config"
+	"github.com/spinbook/spinbook/internal/tlscert"
+)
+
+var (
+	_ backend.Backend     = (*Docker)(nil)
+	_ backend.Logger      = (*Docker)(nil)
+	_ backend.SiteManager = (*Docker)(nil)
+	_ backend.Purger      = (*Docker)(nil)
+)
+
+// Labels on everything the backend creates.
+const (
+	labelManaged = "managed-by"
+	labelUser    = "spinbook.user"
+	labelSize    = "spinbook.size"
+	labelDigest  = "spinbook.access-digest" // Spec.AccessDigest: a hash of hashes
+	labelTLS     = "spinbook.tls"
+	managedBy    = "spinbook"
+)
+
+// Where things live inside a container.
+const (
+	agentDir   = "/spinbook"
+	agentPath  = agentDir + "/spinbook"
+	runDir     = "/run/spinbook" // a tmpfs: the spec, exit.json
+	specPath   = runDir + "/spec.json"
+	tokenPath  = runDir + "/control-token" // the control API's token, for save and down
+	frontPort  = 8888
+	healthPort = 8889
+	// specWait is how long the agent waits for its spec after start.
+	specWait = 2 * time.Minute
+)
+
+var (
+	frontNat  = nat.Port(strconv.Itoa(frontPort) + "/tcp")
+	healthNat = nat.Port(strconv.Itoa(healthPort) + "/tcp")
+)
+
+// Docker is the docker backend.
+type Docker struct {
+	cfg       *config.Config
+	cli       *client.Client
+	agentPath string
+	log       *slog.Logger
+}
+
+// New returns the docker backend for cfg, talking to the Engine that
+// $DOCKER_HOST names. agentPath is the static linux spinbook binary copied
+// into containers ("" = this executable). Nothing is contacted yet.
+func New(cfg *config.Config, log *slog.Logger, agentPath string) (*Docker, error) {
+	if agentPath == "" {
+		p, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find the spinbook binary: %w", err)
+		}
+		agentPath = p
+	}
+	cli, err := NewClient()
+	if err != nil {
+		return nil, err
+	}
+	return &Docker{cfg: cfg, cli: cli, agentPath: agentPath, log: log}, nil
+}
+
+// NewClient returns an Engine API client for $DOCKER_HOST (and the other
+// DOCKER_* variables): unix:// and tcp:// directly, ssh://[user@]host
+// through ssh and `docker system dial-stdio` on that host, as the docker
+// CLI does; unset, the local socket.
+func NewClient() (*client.Client, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host := os.Getenv("DOCKER_HOST"); host != "" {
+		helper, err := connhelper.GetConnectionHelper(host)
+		if err != nil {
+			return nil, fmt.Errorf("docker client (DOCKER_HOST=%q): %w", host, err)
+		}
+		if helper != nil {
+			opts = append(opts, client.WithHost(helper.Host), client.WithDialContext(helper.Dialer))
+		}
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client (DOCKER_HOST=%q): %w", os.Getenv("DOCKER_HOST"), err)
+	}
+	return cli, nil
+}
+
+// Close releases the connection to the Engine.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// Name implements backend.Backend.
+func (d *Docker) Name() string { return "docker" }
+
+// ContainerName and VolumeName are what the backend calls user's container
+// and workspace volume.
+func ContainerName(user string) string { return "spinbook-" + user }
+func VolumeName(user string) string    { return "spinbook-" + user + "-work" }
+
+func labels(user string) map[string]string {
+	return map[string]string{labelManaged: managedBy, labelUser: user}
+}
+
+// Up implements backend.Backend.
+func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backend.Event)) (backend.Server, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Server{}, fmt.Errorf("up: %w", context.Cause(ctx))
+	}
+	user := spec.User
+	var size config.Size
+	if spec.Size != "" {
+		s, err := d.cfg.LookupSize(spec.Size)
+		if err != nil {
+			return backend.Server{}, err
+		}
+		size = s
+	}
+
+	c, err := d.inspect(ctx, user)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	if c != nil && c.State.Running && c.Config.Labels[labelDigest] != spec.AccessDigest {
+		progress(backend.Event{Message: "the access settings (password, allowlist, trusted proxies or TLS) changed; restarting the server so that they take effect and old sessions end"})
+		if err := d.Down(ctx, user, progress); err != nil {
+			return backend.Server{}, err
+		}
+		c = nil
+	}
+	if c != nil {
+		if c.State.Running {
+			srv := d.server(ctx, c)
+			if srv.Ready {
+				return srv, nil
+			}
+			progress(backend.Event{Message: "server already starting; waiting for Jupyter"})
+			return d.waitReady(ctx, c.ID, progress)
+		}
+		progress(backend.Event{Message: fmt.Sprintf("the previous container is %s (%s); starting a new one", c.State.Status, exitDetail(c.State))})
+		if err := d.remove(ctx, c.ID); err != nil {
+			return backend.Server{}, err
+		}
+	}
+
+	agentTar, err := d.agentArchive(ctx)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	img, err := d.ensureImage(ctx, progress)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	if err := d.ensureNetwork(ctx, progress); err != nil {
+		return backend.Server{}, err
+	}
+	if err := d.ensureVolume(ctx, user); err != nil {
+		return backend.Server{}, err
+	}
+
+	home := imageHome(img)
+	workspace := path.Join(home, "work")
+	id, err := d.create(ctx, spec, size, workspace)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	d.restoreProbeCache(ctx, id, img.ID, home, cacheDir(home))
+	srv, err := d.start(ctx, id, spec, home, workspace, agentTar, progress)
+	if err != nil {
+		// Leave no half-started container behind; the volume stays.
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		d.remove(rmCtx, id)
+		return backend.Server{}, err
+	}
+	d.saveProbeCache(ctx, id, img.ID, cacheDir(home))
+	srv.Started = true
+	return srv, nil
+}
+
+// cacheDir is the agent's cache directory in a container (see probecache.go).
+func cacheDir(home string) string { return path.Join(home, ".cache", "spinbook") }
+
+// create creates user's container: the agent as entrypoint, the spec's
+// tmpfs, the workspace volume, the ports, the size.
+func (d *Docker) create(ctx context.Context, spec backend.Spec, size config.Size, workspace string) (string, error) {
+	cfg, host, netCfg := containerConfig(d.cfg, spec, size, workspace)
+	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, ContainerName(spec.User))
+	if err != nil {
+		if cerrdefs.IsConflict(err) {
+			return "", fmt.Errorf("create container %s: another spinbook command is bringing it up; try again in a moment: %w", ContainerName(spec.User), err)
+		}
+		return "", fmt.Errorf("create container %s: %w", ContainerName(spec.User), err)
+	}
+	return resp.ID, nil
+}
+
+// containerConfig is what the Engine is asked to create for spec.
+func containerConfig(c *config.Config, spec backend.Spec, size config.Size, workspace string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	user := spec.User
+	lbl := labels(user)
+	if spec.Size != "" {
+		lbl[labelSize] = spec.Size
+	}
+	if spec.AccessDigest != "" {
+		lbl[labelDigest] = spec.AccessDigest
+	}
+	if spec.Agent.TLSCert != "" || spec.Agent.TLSSelfSigned {
+		lbl[labelTLS] = "true"
+	}
+	grace := int(c.Docker.StopGraceDuration / time.Second)
+	init := true
+	cfg := &container.Config{
+		// Only where the spec will be: the spec itself arrives by exec.
+		Env:          []string{"SPINBOOK_AGENT_SPEC=" + specPath},
+		Entrypoint:   []string{agentPath, "agent", "--wait-spec", specWait.String()},
+		Cmd:          []string{},
+		Image:        c.Image,
+		Labels:       lbl,
+		ExposedPorts: nat.PortSet{frontNat: {}, healthNat: {}},
+		StopTimeout:  &grace,
+	}
+	publish := []nat.PortBinding{{HostIP: c.Docker.PublishHost}} // the Engine picks the port
+	host := &container.HostConfig{
+		PortBindings: nat.PortMap{frontNat: publish, healthNat: publish},
+		Mounts: []mount.Mount{{
+			Type:   mount.TypeVolume,
+			Source: VolumeName(user),
+			Target: workspace,
+		}},
+		Tmpfs: map[string]string{runDir: "mode=1777,size=16m"},
+		// docker-init as PID 1 reaps the kernels' orphans and passes
+		// SIGTERM on to the agent.
+		Init:    &init,
+		ShmSize: size.ShmBytes,
+		Resources: container.Resources{
+			NanoCPUs: size.NanoCPUs,
+			Memory:   size.MemoryBytes,
+		},
+	}
+	if size.GPUCount != 0 {
+		host.DeviceRequests = []container.DeviceRequest{{
+			Driver:       "nvidia",
+			Count:        size.GPUCount, // -1: all
+			Capabilities: [][]string{{"gpu"}},
+		}}
+	}
+	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{c.Docker.Network: {}}}
+	return cfg, host, netCfg
+}
+
+// start copies the agent into container id, starts it, hands the agent its
+// spec and waits until Jupyter answers.
+func (d *Docker) start(ctx context.Context, id string, spec backend.Spec, home, workspace string, agentTar func() io.ReadCloser, progress func(backend.Event)) (backend.Server, error) {
+	tr := agentTar()
+	err := d.cli.CopyToContainer(ctx, id, "/", tr, container.CopyToContainerOptions{})
+	tr.Close()
+	if err != nil {
+		return backend.Server{}, fmt.Errorf("copy the agent into the container: %w", err)
+	}
+	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return backend.Server{}, fmt.Errorf("start container %s: %w", ContainerName(spec.User), err)
+	}
+	c, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return backend.Server{}, fmt.Errorf("inspect container: %w", err)
+	}
+	front, health := publishedPort(&c, frontNat), publishedPort(&c, healthNat)
+	progress(backend.Event{Message: fmt.Sprintf("container %s started; front door on port %d, health on %d", ContainerName(spec.User), front, health)})
+
+	as := spec.Agent
+	as.User = spec.User
+	as.Workspace = workspace
+	as.StateDir = runDir
+	as.CredentialsDir = home
+	as.CacheDir = cacheDir(home)
+	// Bundles must outlive the container: on the workspace volume, inside
+	// .git where they are no part of the checkout.
+	as.BundleDir = path.Join(workspace, ".git", "spinbook-bundles")
+	as.InheritListeners = false
+	as.Listen = "0.0.0.0"
+	as.FrontPort = frontPort
+	as.HealthPort = healthPort
+	as.Allow = allowWithGateway(as.Allow, &c)
+	if err := d.sendSpec(ctx, id, as); err != nil {
+		return backend.Server{}, err
+	}
+	srv, err := d.waitReady(ctx, id, progress)
+	if err != nil {
+		return srv, err
+	}
+	srv.ControlToken = as.ControlToken
+	srv.TLSFingerprint = d.fingerprint(srv.URL)
+	return srv, nil
+}
+
+// allowWithGateway adds the container network's gateway to allow when allow
+// admits this machine (loopback): a client on the Docker host reaches a
+// published port through the Engine's proxy, so the agent sees the gateway
+// as the peer, never 127.0.0.1. Clients from other machines keep their own
+// address (the Engine forwards with DNAT).
+func allowWithGateway(allow []string, c *container.InspectResponse) []string {
+	loopback := false
+	for _, s := range allow {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		loopback = loopback || p.Contains(netip.MustParseAddr("127.0.0.1"))
+	}
+	if !loopback || c.NetworkSettings == nil {
+		return allow
+	}
+	out := append([]string(nil), allow...)
+	for _, ep := range c.NetworkSettings.Networks {
+		for _, gw := range []string{ep.Gateway, ep.IPv6Gateway} {
+			if a, err := netip.ParseAddr(gw); err == nil {
+				out = append(out, netip.PrefixFrom(a, a.BitLen()).String())
+			}
+		}
+	}
+	return out
+}
+
+// sendSpec hands the waiting agent its spec: an exec of `spinbook agent
+// receive-spec` with the spec on stdin, run as the container's user.
+func (d *Docker) sendSpec(ctx context.Context, id string, as backend.AgentSpec) error {
+	data, err := json.Marshal(as)
+	if err != nil {
+		return fmt.Errorf("encode agent spec: %w", err)
+	}
+	_, stderr, code, err := d.execIn(ctx, id, []string{agentPath, "agent", "receive-spec", "--to", specPath, "--control-token-file", tokenPath}, data)
+	if err != nil {
+		return fmt.Errorf("hand the agent its spec: %w", err)
+	}
+	if code != 0 {
+		return fmt.Errorf("hand the agent its spec: receive-spec exited with code %d: %s", code, strings.TrimSpace(stderr))
+	}
+	return nil
+}
+
+// controlToken reads back the control token of the agent in container id.
+func (d *Docker) controlToken(ctx context.Context, id string) (string, error) {
+	stdout, stderr, code, err := d.execIn(ctx, id, []string{agentPath, "agent", "read-control-token", "--file", tokenPath}, nil)
+	if err != nil {
+		return "", fmt.Errorf("read the control token: %w", err)
+	}
+	if code != 0 {
+		return "", fmt.Errorf("read the control token: exit code %d: %s", code, strings.TrimSpace(stderr))
+	}
+	return strings.TrimSpace(stdout), nil
+}
+
+// execIn runs cmd in container id as the container's user, with stdin
+// (nil: none), and returns its output and exit code.
+func (d *Docker) execIn(ctx context.Context, id string, cmd []string, stdin []byte) (stdout, stderr string, code int, err error) {
+	ex, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+		Cmd:          cmd,
+		AttachStdin:  stdin != nil,
+		AttachStdout: true,
+		AttachStderr: true,
+	})
+	if err != nil {
+		return "", "", 0, err
+	}
+	hj, err := d.cli.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer hj.Close()
+	if stdin != nil {
+		if _, err := hj.Conn.Write(stdin); err != nil {
+			return "", "", 0, err
+		}
+		if err := hj.CloseWrite(); err != nil {
+			return "", "", 0, err
+		}
+	}
+	var out, errb bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &errb, hj.Reader); err != nil {
+		return "", "", 0, err
+	}
+	for {
+		st, err := d.cli.ContainerExecInspect(ctx, ex.ID)
+		if err != nil {
+			return "", "", 0, err
+		}
+		if !st.Running {
+			return out.String(), errb.String(), st.ExitCode, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", 0, context.Cause(ctx)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// fingerprint is the SHA-256 fingerprint of the certificate the front door
+// at url serves, or "" for plain HTTP.
+func (d *Docker) fingerprint(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "https" {
+		return ""
+	}
+	dialer := &net.Dialer{Timeout: 2 * time.Second}
+	conn, err := tls.DialWithDialer(dialer, "tcp", u.Host, &tls.Config{InsecureSkipVerify: true}) // only to read the certificate
+	if err != nil {
+		d.log.Debug("read the front door's certificate", "err", err)
+		return ""
+	}
+	defer conn.Close()
+	if certs := conn.ConnectionState().PeerCertificates; len(certs) > 0 {
+		return tlscert.FingerprintDER(certs[0].Raw)
+	}
+	return ""
+}
+
+// waitReady polls the agent's /readyz until Jupyter answers, the container
+// exits, or ctx ends.
+func (d *Docker) waitReady(ctx context.Context, id string, progress func(backend.Event)) (backend.Server, error) {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	defer hc.CloseIdleConnections()
+	began := time.Now()
+	nextNote := began.Add(3 * time.Second)
+	for {
+		c, err := d.cli.ContainerInspect(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return backend.Server{}, fmt.Errorf("wait for Jupyter: %w", context.Cause(ctx))
+			}
+			return backend.Server{}, fmt.Errorf("inspect container: %w", err)
+		}
+		if !c.State.Running {
+			user := c.Config.Labels[labelUser]
+			return backend.Server{}, fmt.Errorf("the server did not start: %s (full log: spinbook logs --user %s)", d.failure(ctx, &c), user)
+		}
+		health := d.healthBase(&c)
+		if resp, err := hc.Get(health + "/readyz"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				srv := d.describe(&c)
+				srv.State, srv.Ready, srv.Detail = backend.Running, true, ""
+				return srv, nil
+			}
+		}
+		if time.Now().After(nextNote) {
+			progress(backend.Event{Message: fmt.Sprintf("waiting for Jupyter to answer (%s)", time.Since(began).Round(time.Second))})
+			nextNote = time.Now().Add(5 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return backend.Server{}, fmt.Errorf("wait for Jupyter: %w", context.Cause(ctx))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// failure says why container c stopped: the agent's own error from its
+// log when it wrote one, else how the container ended.
+func (d *Docker) failure(ctx context.Context, c *container.InspectResponse) string {
+	if c.State.OOMKilled {
+		return "it ran out of memory (killed by the kernel); choose a larger size"
+	}
+	logs, err := d.cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "40"})
+	if err == nil {
+		var buf bytes.Buffer
+		stdcopy.StdCopy(&buf, &buf, logs)
+		logs.Close()
+		if msg := agentError(buf.String()); msg != "" {
+			return msg
+		}
+	}
+	return exitDetail(c.State)
+}
+
+// agentError finds the agent's "agent failed" line in a log and returns
+// its error, or "".
+func agentError(log string) string {
+	sc := bufio.NewScanner(strings.NewReader(log))
+	var found string
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, `msg="agent failed"`) && !strings.HasPrefix(line, "Error:") {
+			continue
+		}
+		if i := strings.Index(line, ` err=`); i >= 0 {
+			v := line[i+len(" err="):]
+			if s, err := strconv.QuotedPrefix(v); err == nil {
+				v, _ = strconv.Unquote(s)
+			}
+			found = v
+		} else if found == "" {
+			found = strings.TrimPrefix(line, "Error: ")
+		}
+	}
+	return found
+}
+
+func exitDetail(st *container.State) string {
+	switch {
+	case st == nil:
+		return "unknown state"
+	case st.OOMKilled:
+		return "killed: out of memory"
+	case st.Status == "created":
+		return "never started"
+	case st.ExitCode == 137:
+		return "killed (exit code 137)"
+	case st.Error != "":
+		return st.Error
+	}
+	return fmt.Sprintf("exit code %d", st.ExitCode)
+}
+
+// Down implements backend.Backend: the agent gets SIGTERM and
+// docker.stop_grace to save the workspace and stop its kernels, then the
+// container is removed; the workspace volume stays.
+func (d *Docker) Down(ctx context.Context, user string, progress func(backend.Event)) error {
+	c, err := d.inspect(ctx, user)
+	if err != nil || c == nil {
+		return err
+	}
+	if c.State.Running {
+		grace := d.cfg.Docker.StopGraceDuration
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl)-5*time.Second < grace {
+			grace = max(time.Until(dl)-5*time.Second, time.Second)
+		}
+		secs := int(grace / time.Second)
+		progress(backend.Event{Message: fmt.Sprintf("stopping container %s (up to %s for the agent to save and stop its kernels)", ContainerName(user), grace)})
+		if err := d.cli.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("stop container %s: %w", ContainerName(user), err)
+		}
+	}
+	return d.remove(ctx, c.ID)
+}
+
+func (d *Docker) remove(ctx context.Context, id string) error {
+	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container: %w", err)
+	}
+	return nil
+}
+
+// Purge implements backend.Purger: it removes user's workspace volume.
+func (d *Docker) Purge(ctx context.Context, user string, progress func(backend.Event)) error {
+	c, err := d.inspect(ctx, user)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		return fmt.Errorf("purge %s's workspace: the server still exists; run `spinbook down` first", user)
+	}
+	progress(backend.Event{Message: fmt.Sprintf("removing the workspace volume %s", VolumeName(user))})
+	err = d.cli.VolumeRemove(ctx, VolumeName(user), false)
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove volume %s: %w", VolumeName(user), err)
+	}
+	return nil
+}
+
+// Status implements backend.Backend.
+func (d *Docker) Status(ctx context.Context, user string) (backend.Server, error) {
+	c, err := d.inspect(ctx, user)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	if c == nil {
+		return backend.Server{User: user, Backend: d.Name(), State: backend.Absent}, nil
+	}
+	srv := d.server(ctx, c)
+	if srv.State == backend.Running {
+		if srv.ControlToken, err = d.controlToken(ctx, c.ID); err != nil {
+			d.log.Debug("no control token", "user", user, "err", err)
+		}
+		srv.TLSFingerprint = d.fingerprint(srv.URL)
+	}
+	return srv, nil
+}
+
+// List implements backend.Backend: every container labelled as spinbook's.
+func (d *Docker) List(ctx context.Context) ([]backend.Server, error) {
+	list, err := d.cli.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", labelManaged+"="+managedBy), filters.Arg("label", labelUser)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", d.explain(err))
+	}
+	var out []backend.Server
+	for _, s := range list {
+		user := s.Labels[labelUser]
+		if config.ValidateUser(user) != nil || s.Names == nil || !containsName(s.Names, ContainerName(user)) {
+			continue
+		}
+		c, err := d.cli.ContainerInspect(ctx, s.ID)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, d.server(ctx, &c))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out, nil
+}
+
+func containsName(names []string, want string) bool {
+	for _, n := range names {
+		if strings.TrimPrefix(n, "/") == want {
+			return true
+		}
+	}
+	return false
+}
+
+// Logs implements backend.Logger: the container's output, which is the
+// agent's log and Jupyter's.
+func (d *Docker) Logs(ctx context.Context, user string, follow bool, w io.Writer) error {
+	c, err := d.inspect(ctx, user)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		return fmt.Errorf("no log for user %s: there is no container %s (its log goes with it on `spinbook down`)", user, ContainerName(user))
+	}
+	rc, err := d.cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: follow})
+	if err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	defer rc.Close()
+	if c.Config != nil && c.Config.Tty {
+		_, err = io.Copy(w, rc)
+	} else {
+		_, err = stdcopy.StdCopy(w, w, rc)
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	return nil
+}
+
+// inspect returns user's container, or nil when there is none.
+func (d *Docker) inspect(ctx context.Context, user string) (*container.InspectResponse, error) {
+	c, err := d.cli.ContainerInspect(ctx, ContainerName(user))
+	if cerrdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("inspect container: %w", context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("inspect container %s: %w", ContainerName(user), d.explain(err))
+	}
+	if c.Config == nil || c.Config.Labels[labelManaged] != managedBy || c.Config.Labels[labelUser] != user {
+		return nil, fmt.Errorf("container %s exists but was not made by spinbook for %s; rename or remove it", ContainerName(user), user)
+	}
+	return &c, nil
+}
+
+// explain adds what to do to an error reaching the Engine.
+func (d *Docker) explain(err error) error {
+	if client.IsErrConnectionFailed(err) {
+		return fmt.Errorf("%w (is the Docker Engine running? DOCKER_HOST=%q)", err, os.Getenv("DOCKER_HOST"))
+	}
+	return err
+}
+
+// server describes container c as it is now, readiness included.
+func (d *Docker) server(ctx context.Context, c *container.InspectResponse) backend.Server {
+	srv := d.describe(c)
+	if !c.State.Running {
+		if c.State.ExitCode == 0 && c.State.Status == "exited" && !c.State.OOMKilled {
+			srv.State = backend.Stopped
+			srv.Detail = "stopped; run `spinbook up` to start it again"
+		} else {
+			srv.State = backend.Failed
+			srv.Detail = "the container is not running (" + d.failure(ctx, c) + "); run `spinbook up` to start it again, `spinbook logs` to see why"
+		}
+		return srv
+	}
+	srv.State = backend.Running
+	hc := &http.Client{Timeout: time.Second}
+	if resp, err := hc.Get(d.healthBase(c) + "/readyz"); err == nil {
+		resp.Body.Close()
+		srv.Ready = resp.StatusCode == http.StatusOK
+	}
+	hc.CloseIdleConnections()
+	if !srv.Ready {
+		srv.Detail = "Jupyter is starting or not answering"
+	}
+	return srv
+}
+
+// describe fills what c's configuration says: user, URLs, workspace, start.
+func (d *Docker) describe(c *container.InspectResponse) backend.Server {
+	user := c.Config.Labels[labelUser]
+	srv := backend.Server{User: user, Backend: d.Name(), Workspace: "volume " + VolumeName(user), AccessDigest: c.Config.Labels[labelDigest]}
+	if p := publishedPort(c, frontNat); p != 0 {
+		scheme := "http"
+		if c.Config.Labels[labelTLS] == "true" {
+			scheme = "https"
+		}
+		srv.URL = fmt.Sprintf("%s://%s/", scheme, net.JoinHostPort(d.urlHost(), strconv.Itoa(p)))
+		srv.HealthURL = d.healthBase(c) + "/healthz"
+	}
+	for _, m := range c.Mounts {
+		if m.Type == mount.TypeVolume && m.Name == VolumeName(user) {
+			srv.Workspace = fmt.Sprintf("%s (volume %s)", m.Destination, m.Name)
+		}
+	}
+	if c.State != nil {
+		if t, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil && !t.IsZero() && t.Year() > 1 {
+			srv.StartedAt = t.UTC().Truncate(time.Second)
+		}
+	}
+	return srv
+}
+
+func (d *Docker) healthBase(c *container.InspectResponse) string {
+	return "http://" + net.JoinHostPort(d.urlHost(), strconv.Itoa(publishedPort(c, healthNat)))
+}
+
+// urlHost is the host a person uses to reach a published port:
+// docker.publish_host, or for 0.0.0.0 the Engine's host.
+func (d *Docker) urlHost() string {
+	h := d.cfg.Docker.PublishHost
+	if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+		return h
+	}
+	if u, err := url.Parse(os.Getenv("DOCKER_HOST")); err == nil && (u.Scheme == "tcp" || u.Scheme == "ssh") && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		return name
+	}
+	return "127.0.0.1"
+}
+
+// publishedPort is the host port the Engine published container port p on.
+func publishedPort(c *container.InspectResponse, p nat.Port) int {
+	if c.NetworkSettings == nil {
+		return 0
+	}
+	for _, b := range c.NetworkSettings.Ports[p] {
+		if n, err := strconv.Atoi(b.HostPort); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// ensureVolume creates user's workspace volume unless it exists.
+func (d *Docker) ensureVolume(ctx context.Context, user string) error {
+	_, err := d.cli.VolumeCreate(ctx, volume.CreateOptions{Name: VolumeName(user), Labels: labels(user)})
+	if err != nil {
+		return fmt.Errorf("create volume %s: %w", VolumeName(user), err)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/config"
+)
+
+func TestAgentError(t *testing.T) {
+	tests := []struct {
+		name, log, want string
+	}{
+		{"agent failed line", `time=x level=INFO msg="agent starting"
+time=x level=ERROR msg="agent failed" err="jupyter.command \"/x lab\": exec: not found; check the path or install Jupyter"
+Error: agent failed; see the log above`, `jupyter.command "/x lab": exec: not found; check the path or install Jupyter`},
+		{"cli error only", "Error: wait for agent spec: /run/spinbook/spec.json did not arrive within 2m0s\n", "wait for agent spec: /run/spinbook/spec.json did not arrive within 2m0s"},
+		{"nothing", "jupyter: [I] hello\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := agentError(tt.log); got != tt.want {
+				t.Errorf("agentError = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAllowWithGateway(t *testing.T) {
+	c := &container.InspectResponse{NetworkSettings: &container.NetworkSettings{
+		Networks: map[string]*network.EndpointSettings{"spinbook": {Gateway: "172.20.0.1"}},
+	}}
+	tests := []struct {
+		name  string
+		allow []string
+		want  []string
+	}{
+		{"loopback admits the Docker host", []string{"127.0.0.0/8", "::1/128"}, []string{"127.0.0.0/8", "::1/128", "172.20.0.1/32"}},
+		{"single loopback address", []string{"127.0.0.1"}, []string{"127.0.0.1", "172.20.0.1/32"}},
+		{"office only: no gateway", []string{"203.0.113.0/24"}, []string{"203.0.113.0/24"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, allowWithGateway(tt.allow, c)); diff != "" {
+				t.Errorf("allowWithGateway (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRerootKeepsOwnersAndAddsParents(t *testing.T) {
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "spinbook/", Mode: 0o700, Uid: 1000, Gid: 100})
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "spinbook/jupyter-x.json", Mode: 0o600, Uid: 1000, Gid: 100, Size: 2})
+	tw.Write([]byte("{}"))
+	tw.Close()
+
+	out, err := reroot(in.Bytes(), ".cache/spinbook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	tr := tar.NewReader(bytes.NewReader(out))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		got = append(got, fmt.Sprintf("%s %d:%d", h.Name, h.Uid, h.Gid))
+	}
+	want := []string{".cache/ 1000:100", ".cache/spinbook/ 1000:100", ".cache/spinbook/jupyter-x.json 1000:100"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("reroot (-want +got):\n%s", diff)
+	}
+}
+
+func TestPullProgressFailsOnTheStreamsError(t *testing.T) {
+	stream := `{"status":"Pulling from jupyter/scipy-notebook","id":"latest"}
+{"status":"Downloading","progressDetail":{"current":1048576,"total":4194304},"id":"a1"}
+{"status":"Pull complete","id":"a1"}
+{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}
+`
+	var events []string
+	err := pullProgress(strings.NewReader(stream), func(ev backend.Event) { events = append(events, ev.Message) })
+	if err == nil || err.Error() != "manifest unknown" {
+		t.Errorf("pullProgress = %v, want the stream's error", err)
+	}
+	ok := `{"status":"Pull complete","id":"a1"}` + "\n"
+	if err := pullProgress(strings.NewReader(ok), func(backend.Event) {}); err != nil {
+		t.Errorf("pullProgress of a good stream = %v", err)
+	}
+}
+
+func TestSizeMapsToResources(t *testing.T) {
+	c := config.Default()
+	c.Sizes = map[string]config.Size{
+		"gpu": {CPUs: "8", Memory: "64GiB", GPUs: "2", Shm: "16GiB"},
+		"all": {GPUs: "all"},
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, host, _ := containerConfig(c, backend.Spec{User: "u", Size: "gpu"}, c.Sizes["gpu"], "/home/jovyan/work")
+	want := []container.DeviceRequest{{Driver: "nvidia", Count: 2, Capabilities: [][]string{{"gpu"}}}}
+	if host.NanoCPUs != 8e9 || host.Memory != 64<<30 || host.ShmSize != 16<<30 || !cmp.Equal(host.DeviceRequests, want) {
+		t.Errorf("gpu size: NanoCPUs %d, Memory %d, ShmSize %d, DeviceRequests %+v", host.NanoCPUs, host.Memory, host.ShmSize, host.DeviceRequests)
+	}
+	_, host, _ = containerConfig(c, backend.Spec{User: "u", Size: "all"}, c.Sizes["all"], "/w")
+	if len(host.DeviceRequests) != 1 || host.DeviceRequests[0].Count != -1 || host.NanoCPUs != 0 || host.Memory != 0 {
+		t.Errorf("gpus: all = %+v, want one request for every GPU and no CPU or memory limit", host)
+	}
+	_, host, _ = containerConfig(c, backend.Spec{User: "u"}, config.Size{}, "/w")
+	if host.DeviceRequests != nil || host.NanoCPUs != 0 || host.Memory != 0 || host.ShmSize != 0 {
+		t.Errorf("no size = %+v, want no limits", host.Resources)
+	}
+}

@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spinbook/spinbook/internal/agent"
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/config"
+	"github.com/spinbook/spinbook/internal/cost"
+	"github.com/spinbook/spinbook/internal/ui"
+)
+
+// idleSpec is the agent's idle rules and price for a server of size ("":
+// none): the config's timers, and the size's price_per_hour or, on aws,
+// the instance type's on-demand price.
+func idleSpec(cfg *config.Config, size string) *backend.Idle {
+	t := cfg.IdleFor(size)
+	spec := &backend.Idle{StopAfter: t.StopAfter, MaxAge: t.MaxAge, WarnBefore: t.WarnBefore, Size: size}
+	if p, ok := cfg.PriceFor(size); ok {
+		spec.PricePerHour = &p
+	} else if cfg.Backend == "aws" {
+		it := config.DefaultInstanceType
+		if s, ok := cfg.Sizes[size]; ok && s.InstanceType != "" {
+			it = s.InstanceType
+		}
+		if p, ok := cost.AWSOnDemand(it); ok {
+			spec.PricePerHour = &p
+		}
+	}
+	return spec
+}
+
+// idleJSON is what status and ls add for a running server, from its agent.
+type idleJSON struct {
+	Size          string `json:"size,omitempty"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	IdleSeconds   int64  `json:"idle_seconds"`
+	// StopsAt is when the server stops itself unless something changes;
+	// absent when nothing will.
+	StopsAt        *time.Time `json:"stops_at,omitempty"`
+	StopsInSeconds *int64     `json:"stops_in_seconds,omitempty"`
+	// Warning is set once a stop is near.
+	Warning    string `json:"warning,omitempty"`
+	StopReason string `json:"stop_reason,omitempty"`
+	// CostPerHour and CostSoFar are estimates in USD; absent when the
+	// size has no price.
+	CostPerHour *float64 `json:"cost_per_hour,omitempty"`
+	CostSoFar   *float64 `json:"cost_so_far,omitempty"`
+}
+
+// idleOf asks srv's agent about activity, the coming stop and the cost;
+// nil when the server does not run or cannot say.
+func idleOf(ctx context.Context, srv backend.Server) *idleJSON {
+	if srv.State != backend.Running || srv.ControlToken == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var st agent.StatusResponse
+	if code, err := control(ctx, srv, http.MethodGet, "status", nil, &st); err != nil || code != http.StatusOK || st.Idle == nil {
+		return nil
+	}
+	return idleFromAgent(st.Idle)
+}
+
+func idleFromAgent(s *agent.IdleStatus) *idleJSON {
+	return &idleJSON{
+		Size:           s.Size,
+		UptimeSeconds:  int64(time.Since(s.StartedAt) / time.Second),
+		IdleSeconds:    s.IdleSeconds,
+		StopsAt:        s.StopsAt,
+		StopsInSeconds: s.StopsInSeconds,
+		Warning:        s.Warning,
+		StopReason:     s.Reason,
+		CostPerHour:    s.CostPerHour,
+		CostSoFar:      s.CostSoFar,
+	}
+}
+
+// idleOfAll asks every running server at once. A backend whose List
+// leaves out control tokens (docker) is asked for each server's status.
+func idleOfAll(ctx context.Context, be backend.Backend, servers []backend.Server) []*idleJSON {
+	out := make([]*idleJSON, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		if s.State != backend.Running {
+			continue
+		}
+		wg.Go(func() {
+			if s.ControlToken == "" {
+				if full, err := be.Status(ctx, s.User); err == nil {
+					s = full
+				}
+			}
+			out[i] = idleOf(ctx, s)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// idleRows are status's lines about activity, the coming stop and cost.
+func idleRows(i *idleJSON) [][]string {
+	if i == nil {
+		return nil
+	}
+	var rows [][]string
+	if i.Size != "" {
+		rows = append(rows, []string{"size:", i.Size})
+	}
+	rows = append(rows, []string{"idle for:", ui.Duration(time.Duration(i.IdleSeconds) * time.Second)})
+	stops := "never (idle.stop_after and idle.max_age are off)"
+	if i.StopsAt != nil {
+		stops = "in " + ui.Duration(time.Until(*i.StopsAt)) + " (" + i.StopsAt.Local().Format(time.DateTime) + "; " + i.StopReason + ")"
+	}
+	rows = append(rows, []string{"stops:", stops})
+	if i.Warning != "" {
+		rows = append(rows, []string{"warning:", "this server " + i.Warning})
+	}
+	if i.CostPerHour != nil {
+		rows = append(rows, []string{"cost:", costText(i)})
+	}
+	return rows
+}
+
+func costText(i *idleJSON) string {
+	if i == nil || i.CostPerHour == nil {
+		return "-"
+	}
+	return "$" + strconv.FormatFloat(*i.CostSoFar, 'f', 2, 64) + " so far, $" +
+		strconv.FormatFloat(*i.CostPerHour, 'f', -1, 64) + "/h"
+}
+
+// idleColumns are ls's SIZE, IDLE, STOPS IN and COST columns.
+func idleColumns(i *idleJSON) []string {
+	if i == nil {
+		return []string{"-", "-", "-", "-"}
+	}
+	size, stops := i.Size, "never"
+	if size == "" {
+		size = "-"
+	}
+	if i.StopsAt != nil {
+		stops = ui.Duration(time.Until(*i.StopsAt))
+		if i.Warning != "" {
+			stops += " (!)"
+		}
+	}
+	return []string{size, ui.Duration(time.Duration(i.IdleSeconds) * time.Second), stops, costText(i)}
+}

@@ -1,0 +1,203 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// AWS configures backend aws: a persistent CloudFormation stack per site
+// (`spinbook site up`: network, security groups, an ECS cluster with no
+// instances, roles, a bucket for the agent binary) and a stack per user
+// (`spinbook up`: a load balancer, one EC2 instance, an ECS service
+// running the image given by the top-level key image). Credentials come
+// from the AWS SDK's default chain: AWS_* variables, ~/.aws (profile), SSO,
+// or an instance role.
+type AWS struct {
+	// Region is the AWS region the stacks live in, such as us-east-1.
+	// Default: the SDK's (AWS_REGION, or the profile's region).
+	Region string `yaml:"region"`
+
+	// Profile is the profile in ~/.aws/config to use. Default: the SDK's
+	// (AWS_PROFILE, else "default").
+	Profile string `yaml:"profile"`
+
+	// VPCID is an existing VPC to put everything in (vpc-...). Then
+	// public_subnets and private_subnets are required, the private ones
+	// with a route to a NAT gateway, and access.trusted_proxies must list
+	// the VPC's CIDR. Default: the site stack creates a VPC with public
+	// and private subnets in two zones and a NAT gateway with an Elastic
+	// IP, the fixed address the warehouse allowlists.
+	VPCID string `yaml:"vpc_id"`
+
+	// PublicSubnets are the subnets (subnet-..., in two zones at least) the
+	// load balancers go in; with vpc_id only.
+	PublicSubnets []string `yaml:"public_subnets"`
+
+	// PrivateSubnets are the subnets the instances go in (the first one);
+	// with vpc_id only.
+	PrivateSubnets []string `yaml:"private_subnets"`
+
+	// CertificateARN is the ACM certificate (in region) the load balancers
+	// serve HTTPS with; plain HTTP is then only redirected. Without it the
+	// load balancer serves plain HTTP, and every command says so loudly.
+	CertificateARN string `yaml:"certificate_arn"`
+
+	// KeyName is an EC2 key pair put on the instances, for SSH from inside
+	// the VPC. Default: none.
+	KeyName string `yaml:"key_name"`
+
+	// Site names this deployment; the site stack is spinbook-SITE and a
+	// user's stack spinbook-SITE-USER. Lowercase letters and digits, at
+	// most 16. Default: main.
+	Site string `yaml:"site"`
+}
+
+// Defaults of the aws keys.
+const (
+	defaultSite = "main"
+	// DefaultInstanceType is the instance a server gets on aws without
+	// --size, and DefaultRootVolumeGiB its root volume.
+	DefaultInstanceType  = "m6i.xlarge"
+	DefaultRootVolumeGiB = 100
+)
+
+var (
+	awsRegionRE   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
+	awsVPCRE      = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
+	awsSubnetRE   = regexp.MustCompile(`^subnet-[0-9a-f]{8,17}$`)
+	awsSiteRE     = regexp.MustCompile(`^[a-z0-9]{1,16}$`)
+	awsCertRE     = regexp.MustCompile(`^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-zA-Z-]+$`)
+	awsProfileRE  = regexp.MustCompile(`^[A-Za-z0-9_.+@=,-]{1,64}$`)
+	awsKeyNameRE  = regexp.MustCompile(`^[ -~]{1,255}$`)
+	instanceTypes = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+)
+
+func (v *validation) aws() {
+	a := &v.c.AWS
+	if a.Site == "" {
+		a.Site = defaultSite
+	} else if !awsSiteRE.MatchString(a.Site) {
+		v.problemf("aws.site", "%q is not a site name: 1-16 lowercase letters and digits (it becomes part of stack names)", a.Site)
+	}
+	if a.Region != "" && !awsRegionRE.MatchString(a.Region) {
+		v.problemf("aws.region", "%q is not an AWS region (example: us-east-1)", a.Region)
+	}
+	if a.Profile != "" && !awsProfileRE.MatchString(a.Profile) {
+		v.problemf("aws.profile", "%q is not a profile name from ~/.aws/config", a.Profile)
+	}
+	if a.VPCID != "" {
+		if !awsVPCRE.MatchString(a.VPCID) {
+			v.problemf("aws.vpc_id", "%q is not a VPC id (example: vpc-0123456789abcdef0)", a.VPCID)
+		}
+		switch {
+		case len(a.PublicSubnets) == 0:
+			v.missing("aws.public_subnets", "required with vpc_id: the public subnets (two zones at least) the load balancers go in")
+		case len(a.PublicSubnets) < 2:
+			v.problemf("aws.public_subnets", "a load balancer needs subnets in two zones at least; list two")
+		}
+		if len(a.PrivateSubnets) == 0 {
+			v.missing("aws.private_subnets", "required with vpc_id: the private subnets (with a NAT route) instances go in")
+		}
+		if v.c.Backend == "aws" && len(v.c.Access.TrustedProxies) == 0 {
+			v.problemf("aws.vpc_id", "with an existing VPC, list its CIDR in access.trusted_proxies, so that the agent believes the load balancer's X-Forwarded-For (aws ec2 describe-vpcs --vpc-ids %s --query 'Vpcs[].CidrBlock')", a.VPCID)
+		}
+	} else if len(a.PublicSubnets) > 0 || len(a.PrivateSubnets) > 0 {
+		key := "aws.public_subnets"
+		if len(a.PublicSubnets) == 0 {
+			key = "aws.private_subnets"
+		}
+		v.problemf(key, "public_subnets and private_subnets need vpc_id, the VPC they are in; leave all three out to have `spinbook site up` create the network")
+	}
+	for i, s := range a.PublicSubnets {
+		if !awsSubnetRE.MatchString(s) {
+			v.problemf(fmt.Sprintf("aws.public_subnets[%d]", i), "%q is not a subnet id (example: subnet-0123456789abcdef0)", s)
+		}
+	}
+	for i, s := range a.PrivateSubnets {
+		if !awsSubnetRE.MatchString(s) {
+			v.problemf(fmt.Sprintf("aws.private_subnets[%d]", i), "%q is not a subnet id (example: subnet-0123456789abcdef0)", s)
+		}
+	}
+	if a.CertificateARN != "" {
+		m := awsCertRE.FindStringSubmatch(a.CertificateARN)
+		switch {
+		case m == nil:
+			v.problemf("aws.certificate_arn", "%s is not an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)", quoteStart(a.CertificateARN))
+		case a.Region != "" && m[1] != a.Region:
+			v.problemf("aws.certificate_arn", "the certificate is in %s, the stacks in %s; a load balancer needs a certificate of its own region", m[1], a.Region)
+		}
+	}
+	if a.KeyName != "" && !awsKeyNameRE.MatchString(a.KeyName) {
+		v.problemf("aws.key_name", "not an EC2 key pair name (printable ASCII, at most 255)")
+	}
+
+	if v.c.Backend != "aws" {
+		return
+	}
+	if isDefaultAllow(v.c.Access.Allow) {
+		v.problemf("access.allow", "with backend aws, list the networks that may reach the load balancer (your offices, VPN), such as [203.0.113.0/24]; loopback means no one")
+	}
+	// A security group takes 60 inbound rules per address family; each
+	// entry needs one per listener port (443 and 80).
+	var v4, v6 int
+	for _, p := range v.c.Access.AllowPrefixes {
+		if p.Addr().Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	if max(v4, v6) > 30 {
+		v.problemf("access.allow", "with backend aws, at most 30 IPv4 and 30 IPv6 entries (a security group takes 60 rules, two per entry); merge ranges")
+	}
+	if v.c.Access.TLS.Enabled() {
+		v.problemf("access.tls", "with backend aws, TLS ends at the load balancer: set aws.certificate_arn instead")
+	}
+	for _, name := range v.c.SizeNames() {
+		s := v.c.Sizes[name]
+		if s.GPUCount < 0 {
+			v.problemf("sizes."+name+".gpus", "with backend aws, give a number of GPUs (ECS reserves a count), not \"all\"")
+		}
+	}
+}
+
+// sizeAWS checks the aws keys of size name and fills their parsed forms.
+func (v *validation) sizeAWS(p string, s *Size) {
+	if s.InstanceType != "" && !instanceTypes.MatchString(s.InstanceType) {
+		v.problemf(p+".instance_type", "%q is not an EC2 instance type (examples: m6i.2xlarge, g5.2xlarge)", s.InstanceType)
+	}
+	if v.c.Backend == "aws" && s.InstanceType == "" {
+		v.missing(p+".instance_type", "required with backend aws: the EC2 instance type of this size (example: g5.2xlarge)")
+	}
+	if s.RootVolumeGiB != "" {
+		n, err := parseCount(s.RootVolumeGiB)
+		if err != nil || n < 30 || n > 16384 {
+			v.problemf(p+".root_volume_gib", "%q is not a volume size in GiB between 30 and 16384", s.RootVolumeGiB)
+		}
+		s.RootVolume = n
+	}
+}
+
+func parseCount(s string) (int, error) {
+	var n int
+	if s == "" || strings.Trim(s, "0123456789") != "" || len(s) > 6 {
+		return 0, fmt.Errorf("not a count")
+	}
+	_, err := fmt.Sscan(s, &n)
+	return n, err
+}
+
+// isDefaultAllow reports whether allow is the loopback-only default.
+func isDefaultAllow(allow []string) bool {
+	d := defaultAllow()
+	if len(allow) != len(d) {
+		return false
+	}
+	for i := range d {
+		if allow[i] != d[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,37 @@
+package cost
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSoFar(t *testing.T) {
+	tests := []struct {
+		name  string
+		price float64
+		d     time.Duration
+		want  float64
+	}{
+		{"nothing yet", 1.21, 0, 0},
+		{"an hour", 1.21, time.Hour, 1.21},
+		{"ninety minutes", 0.19, 90 * time.Minute, 0.29}, // 0.285 rounds up
+		{"a weekend", 1.212, 60 * time.Hour, 72.72},
+		{"clock skew is not negative", 1, -time.Minute, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SoFar(tt.price, tt.d); got != tt.want {
+				t.Errorf("SoFar(%v, %v) = %v, want %v", tt.price, tt.d, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAWSOnDemand(t *testing.T) {
+	if p, ok := AWSOnDemand("g5.2xlarge"); !ok || p != 1.212 {
+		t.Errorf("AWSOnDemand(g5.2xlarge) = %v, %v", p, ok)
+	}
+	if _, ok := AWSOnDemand("x9.imaginary"); ok {
+		t.Error("an unknown type has a price")
+	}
+}

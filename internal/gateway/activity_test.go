@@ -1,0 +1,135 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestOnActivityCountsPeopleNotPolling: navigations and writes are
+// activity; Jupyter's polling of its REST API and websocket opens are not.
+func TestOnActivityCountsPeopleNotPolling(t *testing.T) {
+	var n atomic.Int64
+	e := newEnv(t, func(o *Options) { o.OnActivity = func() { n.Add(1) } })
+	cookie := e.login(t)
+	tests := []struct {
+		name, method, path string
+		html, upgrade      bool
+		want               bool
+	}{
+		{"open the tree", http.MethodGet, "/tree", true, false, true},
+		{"open a notebook", http.MethodGet, "/notebooks/a.ipynb", true, false, true},
+		{"save a notebook", http.MethodPut, "/api/contents/a.ipynb", false, false, true},
+		{"start a kernel", http.MethodPost, "/api/kernels", false, false, true},
+		{"poll kernels", http.MethodGet, "/api/kernels", false, false, false},
+		{"poll sessions", http.MethodGet, "/api/sessions", false, false, false},
+		{"poll terminals", http.MethodGet, "/api/terminals", false, false, false},
+		{"poll contents", http.MethodGet, "/api/contents/sub/dir", false, false, false},
+		{"poll status", http.MethodGet, "/api/status", false, false, false},
+		{"poll metrics", http.MethodGet, "/api/metrics/v1", false, false, false},
+		{"lab workspace poll", http.MethodGet, "/lab/api/workspaces/default", false, false, false},
+		{"static asset", http.MethodGet, "/static/base/images/logo.png", false, false, false},
+		{"websocket open", http.MethodGet, "/api/kernels/k1/channels", false, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := n.Load()
+			r := httptest.NewRequest(tt.method, tt.path, strings.NewReader("{}"))
+			r.Header.Set("Cookie", cookie)
+			r.Header.Set("Sec-Fetch-Site", "same-origin")
+			if tt.html {
+				r.Header.Set("Accept", "text/html,application/xhtml+xml")
+			}
+			if tt.upgrade {
+				r.Header.Set("Upgrade", "websocket")
+				r.Header.Set("Connection", "Upgrade")
+				r.Header.Set("Origin", "http://"+r.Host)
+			}
+			e.serve(r).Body.Close()
+			if got := n.Load() > before; got != tt.want {
+				t.Errorf("%s %s: activity %v, want %v", tt.method, tt.path, got, tt.want)
+			}
+		})
+	}
+	t.Run("no session, no activity", func(t *testing.T) {
+		before := n.Load()
+		e.serve(httptest.NewRequest(http.MethodGet, "/tree", nil)).Body.Close()
+		if n.Load() != before {
+			t.Error("a request without a session counted as activity")
+		}
+	})
+}
+
+// TestBannerInHTMLPages: the banner goes into uncompressed HTML pages,
+// escaped, with a Content-Length that matches; anything else passes as is.
+func TestBannerInHTMLPages(t *testing.T) {
+	var acceptEncoding atomic.Value
+	page := `<!DOCTYPE html><html><head><title>t</title></head><body class="notebook">content</body></html>`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		acceptEncoding.Store(r.Header.Get("Accept-Encoding"))
+		switch r.URL.Path {
+		case "/gz":
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Content-Encoding", "br")
+			io.WriteString(w, "not really brotli")
+		case "/json":
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"body":"<body>"}`)
+		default:
+			w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+			w.Header().Set("Etag", `"abc"`)
+			io.WriteString(w, page)
+		}
+	}))
+	t.Cleanup(up.Close)
+	var text atomic.Value
+	text.Store("")
+	e := newEnv(t, func(o *Options) {
+		o.Upstream, _ = url.Parse(up.URL)
+		o.Banner = func() string { return text.Load().(string) }
+	})
+	cookie := e.login(t)
+	get := func(path string) (*http.Response, string) {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Header.Set("Cookie", cookie)
+		if path != "/gz" { // a fetch that takes a compressed page as it is
+			r.Header.Set("Accept", "text/html")
+		}
+		r.Header.Set("Accept-Encoding", "gzip, br")
+		resp := e.serve(r)
+		return resp, body(t, resp)
+	}
+
+	if _, b := get("/tree"); b != page {
+		t.Errorf("with no warning the page changed: %q", b)
+	}
+	if ae := acceptEncoding.Load(); ae == "gzip, br" {
+		t.Errorf("a navigation reached Jupyter with the browser's Accept-Encoding %q; want it dropped (Go's transport then decompresses), so the page can take a banner", ae)
+	}
+
+	text.Store(`This server stops at 10:00:00 UTC <soon> & saves`)
+	resp, b := get("/tree")
+	want := `<body class="notebook"><div id="spinbook-banner"`
+	if !strings.Contains(b, want) || !strings.Contains(b, "This server stops at 10:00:00 UTC &lt;soon&gt; &amp; saves</div>content") {
+		t.Errorf("page with a warning = %q, want the escaped banner right after <body>", b)
+	}
+	if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(b)) {
+		t.Errorf("Content-Length %s, body %d bytes", cl, len(b))
+	}
+	if resp.Header.Get("Etag") != "" {
+		t.Error("the rewritten page keeps Jupyter's ETag")
+	}
+
+	if _, b := get("/gz"); b != "not really brotli" {
+		t.Errorf("a compressed page was rewritten: %q", b)
+	}
+	if _, b := get("/json"); b != `{"body":"<body>"}` {
+		t.Errorf("JSON was rewritten: %q", b)
+	}
+}
