@@ -66,6 +66,7 @@ func newAWSWorld(t *testing.T, cfg string) *awsWorld {
 	si.Outputs["AgentBucket"] = "spinbook-e2e-agentbucket-0a1b"
 	si.Outputs["NatAddress"] = "198.51.100.77"
 	si.Outputs["URL"] = agent.URL + "/"
+	si.Outputs["StackRoleArn"] = "arn:aws:iam::123456789012:role/spinbook-e2e-StackRole-0a1b"
 
 	w.world = &world{t: t, stateDir: t.TempDir(), users: map[string]bool{}}
 	w.config = filepath.Join(t.TempDir(), "spinbook.yaml")

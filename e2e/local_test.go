@@ -68,6 +68,11 @@ func TestUpLoginKernelDown(t *testing.T) {
 	if got := execute(ctx, t, conn, "print(6*7)"); got != "42\n" {
 		t.Fatalf("print(6*7) printed %q, want \"42\\n\"", got)
 	}
+	// Kernels run below the agent's CPU priority, so however busy they are,
+	// health checks keep answering.
+	if got := execute(ctx, t, conn, "import os; print(os.nice(0))"); got != "10\n" {
+		t.Errorf("the kernel's niceness is %q, want 10 (the agent runs at 0)", strings.TrimSpace(got))
+	}
 	kernelPID, err := strconv.Atoi(strings.TrimSpace(execute(ctx, t, conn, "import os; print(os.getpid())")))
 	if err != nil {
 		t.Fatal(err)

@@ -142,6 +142,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Control:        a.controlHandler(),
 		OnActivity:     a.idle.touch,
 		Banner:         a.idle.banner,
+		StaticDir:      in.StaticDir,
 	})
 	if err != nil {
 		j.stop(stopGrace)
@@ -225,7 +226,8 @@ func (a *Agent) listeners() (front, health net.Listener, err error) {
 func (a *Agent) pollReady(ctx context.Context, j *jupyter) {
 	client := &http.Client{Transport: j.transport(), Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
-	interval := 50 * time.Millisecond
+	interval := 10 * time.Millisecond // up waits on this: poll hard until ready
+	reniced := false
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://jupyter/api/status", nil)
 		req.Header.Set("Authorization", "token "+j.token)
@@ -241,6 +243,12 @@ func (a *Agent) pollReady(ctx context.Context, j *jupyter) {
 		}
 		if ok {
 			interval = 5 * time.Second
+			if !reniced {
+				reniced = true
+				if err := j.lowerPriority(); err != nil {
+					a.log.Warn("jupyter keeps its priority", "err", err)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -64,6 +64,13 @@ func TestProbeRealJupyter(t *testing.T) {
 	if in.App != "NotebookApp" && in.App != "ServerApp" {
 		t.Fatalf("probe = %+v, want NotebookApp or ServerApp", in)
 	}
+	// notebook 6 serves /static/ from its package; the gateway serves it
+	// from there itself.
+	if in.App == "NotebookApp" {
+		if _, err := os.Stat(filepath.Join(in.StaticDir, "base", "js", "namespace.js")); err != nil {
+			t.Errorf("probe found no notebook static dir (%q): %v", in.StaticDir, err)
+		}
+	}
 	files, _ := filepath.Glob(filepath.Join(cache, "jupyter-*.json"))
 	if len(files) != 1 {
 		t.Fatalf("probe cached %d files, want 1", len(files))

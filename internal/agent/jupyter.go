@@ -38,6 +38,9 @@ type install struct {
 	Command []string `json:"command"` // argv prefix, e.g. [/usr/bin/jupyter-notebook]
 	App     string   `json:"app"`     // traitlets class for flags: NotebookApp or ServerApp
 	Sock    bool     `json:"sock"`    // supports --<App>.sock
+	// StaticDir is where notebook 6 serves /static/ from, for the gateway
+	// to serve those files itself; "" when unknown (other Jupyters).
+	StaticDir string `json:"static_dir,omitempty"`
 }
 
 // rootFlag is the flag that names the directory Jupyter serves.
@@ -102,6 +105,9 @@ func probe(ctx context.Context, command []string, cacheDir string) (install, err
 	default:
 		return install{}, fmt.Errorf("%s does not look like a Jupyter server (its --help-all names neither ServerApp nor NotebookApp options); set jupyter.command to jupyter lab, notebook or server", strings.Join(command, " "))
 	}
+	if in.App == "NotebookApp" {
+		in.StaticDir = notebookStaticDir(ctx, command[0])
+	}
 	if cacheFile != "" {
 		if data, err := json.Marshal(in); err == nil {
 			os.MkdirAll(cacheDir, 0o700)
@@ -109,6 +115,38 @@ func probe(ctx context.Context, command []string, cacheDir string) (install, err
 		}
 	}
 	return in, nil
+}
+
+// notebookStaticDir asks the Python that runs the notebook script (its
+// #! line) where notebook 6 keeps its static files; "" if that cannot be
+// learned, and the gateway then leaves /static/ to Jupyter.
+func notebookStaticDir(ctx context.Context, script string) string {
+	f, err := os.Open(script)
+	if err != nil {
+		return ""
+	}
+	line := make([]byte, 256)
+	n, _ := f.Read(line)
+	f.Close()
+	first, _, _ := bytes.Cut(line[:n], []byte("\n"))
+	interp, ok := bytes.CutPrefix(first, []byte("#!"))
+	if !ok {
+		return ""
+	}
+	argv := strings.Fields(string(interp)) // e.g. /usr/bin/python3, or /usr/bin/env python3
+	if len(argv) == 0 {
+		return ""
+	}
+	argv = append(argv, "-c", "import notebook, sys; sys.stdout.write(notebook.DEFAULT_STATIC_FILES_PATH)")
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	if err != nil {
+		return ""
+	}
+	dir := string(out)
+	if fi, err := os.Stat(filepath.Join(dir, "base")); err != nil || !fi.IsDir() {
+		return ""
+	}
+	return dir
 }
 
 // probeKey names a command by its argv and its executable's size and
@@ -175,9 +213,6 @@ func startJupyter(in install, workspace, runtimeDir, token string, extraEnv []st
 	}
 	j.cmd = cmd
 	j.start, _ = proc.StartTime(cmd.Process.Pid)
-	// Kernels inherit this niceness: a busy kernel never starves the agent's
-	// health answers.
-	unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, 10)
 	go func() {
 		j.err = cmd.Wait()
 		close(j.done)
@@ -198,6 +233,35 @@ func jupyterEnv(env []string, token, runtimeDir string) []string {
 		out = append(out, kv)
 	}
 	return append(out, "JUPYTER_TOKEN="+token, "JUPYTER_RUNTIME_DIR="+filepath.Join(runtimeDir, "runtime"))
+}
+
+// jupyterNice is the CPU priority Jupyter and its kernels run at, below
+// the agent's, so a busy kernel never starves the health answers.
+const jupyterNice = 10
+
+// lowerPriority renices every thread of Jupyter (and of anything it already
+// started) to jupyterNice. The agent calls it once Jupyter first answers:
+// Jupyter starts at full speed on a busy host, and the kernels it starts
+// afterwards inherit the lower priority from the thread that forks them.
+func (j *jupyter) lowerPriority() error {
+	pids := append([]int{j.cmd.Process.Pid}, proc.Descendants(j.cmd.Process.Pid)...)
+	var firstErr error
+	for _, pid := range pids {
+		tids, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		for _, t := range tids {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, jupyterNice); err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("lower Jupyter's priority: %w", err)
+			}
+		}
+	}
+	return firstErr
 }
 
 // transport reaches Jupyter over its socket; unix sockets have no Nagle

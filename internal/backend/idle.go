@@ -20,7 +20,7 @@ type Idle struct {
 	// Release is a command the agent runs as the last step of a stop it
 	// decided itself (idle or max_age), after saving and stopping Jupyter,
 	// to release what the server costs where exiting is not enough — aws:
-	// delete the server's own stack, with an instance role scoped to it.
+	// delete the server's own stack, with a task role scoped to it.
 	// Empty: the agent only exits, which is all local and docker need.
 	Release []string `json:"release,omitempty"`
 }

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spinbook/spinbook/internal/backend/aws/awsstandin"
 )
 
 // TestAWSRender: `aws render` writes both templates, as JSON, with no
@@ -53,5 +56,57 @@ sizes: {gpu: {gpus: 1, instance_type: g5.2xlarge}}
 	}
 	if code, _, _ := runCLI(t, "aws", "render", "--config", cfg, "--size", "huge", "--out", out); code != exitUsage {
 		t.Errorf("aws render --size huge exited %d, want %d", code, exitUsage)
+	}
+}
+
+// TestAWSDeleteOwnStack: the hidden command an agent runs after an idle
+// stop deletes exactly the stack it names, with the credentials of the
+// SDK's default chain (here: variables, and a stand-in as the endpoint),
+// and is not listed in help.
+func TestAWSDeleteOwnStack(t *testing.T) {
+	si := awsstandin.New()
+	t.Cleanup(si.Close)
+	si.AddStack("spinbook-team-alice")
+	si.AddStack("spinbook-team-bob")
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"SPINBOOK_CONFIG": "", "AWS_PROFILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_SESSION_TOKEN": "",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_CLOUDFORMATION": "",
+		"AWS_ENDPOINT_URL": si.URL, "AWS_ACCESS_KEY_ID": "AKIDSTANDIN", "AWS_SECRET_ACCESS_KEY": "stand-in-secret",
+	} {
+		t.Setenv(k, v)
+	}
+	code, _, stderr := runCLI(t, "aws", "delete-own-stack", "--stack", "spinbook-team-alice", "--region", "us-east-1", "--wait", "10s")
+	if code != 0 {
+		t.Fatalf("aws delete-own-stack exited %d: %s", code, stderr)
+	}
+	var deleted []string
+	for _, req := range si.CFNRequests {
+		if form, _ := url.ParseQuery(req); form.Get("Action") == "DeleteStack" {
+			deleted = append(deleted, form.Get("StackName"))
+		}
+	}
+	if len(deleted) != 1 || deleted[0] != "spinbook-team-alice" {
+		t.Errorf("DeleteStack was called for %q, want only spinbook-team-alice", deleted)
+	}
+	if status, _, _, _ := si.Stack("spinbook-team-alice"); status != "DELETE_COMPLETE" {
+		t.Errorf("alice's stack is %s, want DELETE_COMPLETE", status)
+	}
+	if status, _, _, _ := si.Stack("spinbook-team-bob"); status != "CREATE_COMPLETE" {
+		t.Errorf("bob's stack is %s, want it untouched", status)
+	}
+	if !strings.Contains(stderr, "spinbook-team-alice is deleted") {
+		t.Errorf("stderr does not say the stack is deleted: %q", stderr)
+	}
+
+	if code, _, _ := runCLI(t, "aws", "delete-own-stack", "--region", "us-east-1"); code != exitUsage {
+		t.Errorf("delete-own-stack without --stack exited %d, want %d", code, exitUsage)
+	}
+	if code, _, stderr := runCLI(t, "aws", "delete-own-stack", "--stack", "other", "--region", "us-east-1"); code == 0 || !strings.Contains(stderr, "not a spinbook instance stack") {
+		t.Errorf("delete-own-stack --stack other exited %d: %q, want a refusal", code, stderr)
+	}
+	if _, stdout, _ := runCLI(t, "aws", "--help"); strings.Contains(stdout, "delete-own-stack") {
+		t.Errorf("aws --help lists the hidden command:\n%s", stdout)
 	}
 }

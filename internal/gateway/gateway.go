@@ -24,6 +24,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -99,6 +100,12 @@ type Options struct {
 	// reported to OnActivity, so it tells what the page's visitor was
 	// warned of.
 	Banner func() string
+
+	// StaticDir, when set, is the directory Jupyter serves /static/ from
+	// (notebook 6's DEFAULT_STATIC_FILES_PATH): the gateway then answers
+	// those GETs itself, after the session check, several times faster
+	// than Jupyter; what it does not find still goes to Jupyter.
+	StaticDir string
 }
 
 // defaultAllow admits loopback clients only.
@@ -129,6 +136,7 @@ type Gateway struct {
 	control  http.Handler
 	activity func()        // Options.OnActivity; never nil
 	banner   func() string // Options.Banner; nil for none
+	static   *os.Root      // Options.StaticDir; nil for none
 }
 
 // ControlPrefix starts the paths of the control API (Options.Control).
@@ -156,6 +164,11 @@ func New(opts Options) (*Gateway, error) {
 		activity:   opts.OnActivity,
 		banner:     opts.Banner,
 	}
+	static, err := openStatic(opts.StaticDir)
+	if err != nil {
+		return nil, fmt.Errorf("gateway options: static dir: %w", err)
+	}
+	g.static = static
 	if g.activity == nil {
 		g.activity = func() {}
 	}
@@ -294,6 +307,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Add
 
 	if !g.sessions.touch(r.Header["Cookie"], g.cookieName, g.now()) {
 		g.loginRequired(w, r)
+		return
+	}
+	if g.serveStatic(w, r) {
 		return
 	}
 	r = g.withBanner(r) // as things stood before this request

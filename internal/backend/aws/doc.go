@@ -11,7 +11,10 @@
 //     `spinbook down`): an internet-facing load balancer, one EC2 instance
 //     from the ECS-optimized AMI that joins the cluster, and an ECS service
 //     running the configured Jupyter image, unmodified, with the agent
-//     bind-mounted from the instance as its entrypoint.
+//     bind-mounted from the instance as its entrypoint, with its own task
+//     role; CloudFormation manages it with the site's service role
+//     (StackRole), and the agent deletes it itself after an idle stop
+//     (roles.go, ReleaseCommand, DeleteOwnStack).
 //
 // How the spec reaches the agent: the command line stores it (password
 // hash, tokens, passwords) as one Secrets Manager secret,

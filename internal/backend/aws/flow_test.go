@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,9 @@ func fakeAgent(t *testing.T, si *awsstandin.StandIn, site string, users ...strin
 	return srv
 }
 
+// standInStackRole is the StackRoleArn output the stand-in's site reports.
+const standInStackRole = "arn:aws:iam::123456789012:role/spinbook-test-StackRole-AbC123"
+
 type world struct {
 	si     *awsstandin.StandIn
 	be     *AWS
@@ -95,6 +99,7 @@ func newWorld(t *testing.T) *world {
 	si.Outputs[outputAgentBucket] = "spinbook-test-agentbucket-1x2y3z"
 	si.Outputs[outputNatAddress] = "198.51.100.77"
 	si.Outputs[outputURL] = agent.URL + "/"
+	si.Outputs[outputStackRole] = standInStackRole
 	sdk := awssdk.Config{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "stand-in-secret", ""),
@@ -116,6 +121,7 @@ func (w *world) spec() backend.Spec {
 		Repo:         &backend.Repo{URL: "https://git.example.com/team/notebooks.git", Token: "CANARY-git-token-77ab"},
 		Secrets:      []string{"CANARY-warehouse-password-5c1e", "CANARY-git-token-77ab"},
 		ControlToken: "CANARY-control-token-" + requestToken(),
+		Idle:         &backend.Idle{StopAfter: 2 * time.Hour, WarnBefore: 10 * time.Minute, Size: "gpu"},
 	}
 	return backend.Spec{User: "alice", Agent: as, AccessDigest: as.AccessDigest(), Size: "gpu"}
 }
@@ -149,6 +155,15 @@ func TestFlowUpDownAgainstStandIn(t *testing.T) {
 	if !strings.HasPrefix(params[paramSpecSecretARN], "arn:aws:secretsmanager:") || params[paramSpecVersionID] == "" {
 		t.Errorf("the stack does not name the spec secret: %v", params)
 	}
+	// CloudFormation acts on the instance stack with the site's service
+	// role, so a delete from inside needs no more than the task role's
+	// right to delete this one stack; the site stack has no service role.
+	if got := w.si.RoleARN(name); got != standInStackRole {
+		t.Errorf("the instance stack was created with RoleARN %q, want the site's StackRole %q", got, standInStackRole)
+	}
+	if got := w.si.RoleARN("spinbook-test"); got != "" {
+		t.Errorf("the site stack was created with RoleARN %q, want none", got)
+	}
 	if !strings.Contains(w.events.text(), "TaskDefinition (ECS::TaskDefinition): CREATE_COMPLETE") {
 		t.Errorf("no progress from stack events:\n%s", w.events.text())
 	}
@@ -156,6 +171,22 @@ func TestFlowUpDownAgainstStandIn(t *testing.T) {
 	stored, ok := w.si.Secret(SecretPrefix("test", "alice") + secretSpec)
 	if !ok || !strings.Contains(stored, "CANARY-git-token-77ab") || !strings.Contains(stored, `"behind_tls":true`) {
 		t.Errorf("spec secret = %q, %v", stored, ok)
+	}
+	// After an idle stop, the agent deletes its own stack with the binary
+	// the task runs.
+	var storedSpec backend.AgentSpec
+	if err := json.Unmarshal([]byte(stored), &storedSpec); err != nil {
+		t.Fatal(err)
+	}
+	wantRelease := []string{"/spinbook/spinbook", "aws", "delete-own-stack", "--stack", "spinbook-test-alice", "--region", "us-east-1"}
+	if storedSpec.Idle == nil || !slices.Equal(storedSpec.Idle.Release, wantRelease) || storedSpec.Idle.StopAfter != 2*time.Hour {
+		t.Errorf("the stored spec's idle = %+v, want the timers given and the release %q", storedSpec.Idle, wantRelease)
+	}
+	if spec.Agent.Idle.Release != nil {
+		t.Errorf("Up changed the caller's spec: %+v", spec.Agent.Idle)
+	}
+	if got := w.si.Template(name); !strings.Contains(got, `"EntryPoint":["`+wantRelease[0]+`"]`) {
+		t.Errorf("the release command's binary %s is not the task's entrypoint", wantRelease[0])
 	}
 	for _, req := range w.si.CFNRequests {
 		for _, c := range append(canaries, spec.Agent.ControlToken, "CANARY") {

@@ -52,6 +52,10 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 	if err := a.checkSite(site); err != nil {
 		return backend.Server{}, err
 	}
+	stackRole := output(site, outputStackRole)
+	if stackRole == "" {
+		return backend.Server{}, fmt.Errorf("the site stack %s has no %s output: run `spinbook site up` to bring it up to date first", SiteStackName(a.site()), outputStackRole)
+	}
 	bin, err := a.ensureAgent(ctx, output(site, outputAgentBucket), progress)
 	if err != nil {
 		return backend.Server{}, err
@@ -113,6 +117,7 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 		},
 		tags:       tags,
 		keepFailed: spec.KeepFailed,
+		roleARN:    stackRole,
 		// A running instance keeps its AMI and agent: a newer one would
 		// replace it, workspace and all. `down` and `up` take them up.
 		keep: []string{paramImageID, paramAgentKey, paramAgentSHA256},
@@ -147,12 +152,28 @@ func (a *AWS) agentSpec(spec backend.Spec) backend.AgentSpec {
 	// X-Forwarded-For, and TLS ends there.
 	as.TrustedProxies = trustedProxies(a.cfg)
 	as.BehindTLS = a.cfg.AWS.CertificateARN != ""
+	// An idle stop ends with the agent deleting this stack, with the
+	// server's own task role (roles.go); the binary is the one the task
+	// runs as its entrypoint.
+	idle := backend.Idle{}
+	if as.Idle != nil {
+		idle = *as.Idle
+	}
+	idle.Release = ReleaseCommand(a.site(), spec.User, a.sdk.Region)
+	as.Idle = &idle
 	if as.ControlToken == "" {
 		// Readiness is asked through the control API: a spec without a
 		// token (the command line always makes one) gets one here.
 		as.ControlToken = requestToken() + requestToken()
 	}
 	return as
+}
+
+// ReleaseCommand is what the agent of user's server runs after an idle
+// stop: the hidden `spinbook aws delete-own-stack`, from the agent binary
+// the task runs, for its own stack.
+func ReleaseCommand(site, user, region string) []string {
+	return []string{agentMount + "/spinbook", "aws", "delete-own-stack", "--stack", InstanceStackName(site, user), "--region", region}
 }
 
 // deployDigest sums up what a stack runs, the control token left out, so

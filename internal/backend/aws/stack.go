@@ -96,6 +96,10 @@ type deployment struct {
 	params     map[string]string
 	tags       map[string]string
 	keepFailed bool
+	// roleARN is the service role CloudFormation acts with on the stack
+	// ("": the caller's permissions). Every later operation, a delete
+	// from inside included, uses it too.
+	roleARN string
 	// keep are parameters an update leaves as they are (UsePreviousValue):
 	// those whose change would replace the instance, and its workspace.
 	keep []string
@@ -161,6 +165,10 @@ func (a *AWS) deploy(ctx context.Context, d deployment, progress func(backend.Ev
 	}
 	token := requestToken()
 	caps := []types.Capability{types.CapabilityCapabilityIam}
+	var role *string
+	if d.roleARN != "" {
+		role = &d.roleARN
+	}
 	op := "create"
 	start := time.Now()
 	if st == nil {
@@ -171,7 +179,7 @@ func (a *AWS) deploy(ctx context.Context, d deployment, progress func(backend.Ev
 		progress(backend.Event{Message: fmt.Sprintf("creating stack %s", d.name)})
 		_, err = a.cf.CreateStack(ctx, &cloudformation.CreateStackInput{
 			StackName: &d.name, TemplateBody: &d.body, Parameters: params, Tags: tags,
-			Capabilities: caps, OnFailure: onFailure, ClientRequestToken: &token,
+			Capabilities: caps, OnFailure: onFailure, ClientRequestToken: &token, RoleARN: role,
 		})
 	} else {
 		op = "update"
@@ -188,7 +196,7 @@ func (a *AWS) deploy(ctx context.Context, d deployment, progress func(backend.Ev
 		progress(backend.Event{Message: fmt.Sprintf("updating stack %s", d.name)})
 		_, err = a.cf.UpdateStack(ctx, &cloudformation.UpdateStackInput{
 			StackName: &d.name, TemplateBody: &d.body, Parameters: params, Tags: tags,
-			Capabilities: caps, ClientRequestToken: &token,
+			Capabilities: caps, ClientRequestToken: &token, RoleARN: role,
 		})
 		if isNoUpdate(err) {
 			progress(backend.Event{Message: fmt.Sprintf("stack %s is up to date", d.name)})

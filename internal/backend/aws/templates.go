@@ -59,7 +59,7 @@ const (
 	exportPrivateSubnet   = "PrivateSubnet"
 	exportInstanceProfile = "InstanceProfile"
 	exportExecutionRole   = "ExecutionRoleArn"
-	exportTaskRole        = "TaskRoleArn"
+	exportTaskBoundary    = "TaskBoundaryArn"
 	exportLogGroup        = "LogGroup"
 	exportAgentBucket     = "AgentBucket"
 )
@@ -72,6 +72,7 @@ const (
 	outputAgentBucket = "AgentBucket"
 	outputURL         = "URL"
 	outputInstanceID  = "InstanceId"
+	outputStackRole   = "StackRoleArn"
 )
 
 // Parameters of the instance stack: nothing secret. The spec secret is
@@ -258,29 +259,20 @@ func SiteTemplate(cfg *config.Config) *cfn.Template {
 				cfn.Sub("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:spinbook/"+site+"/*"))),
 		}},
 	}
-	// The task role is what kernels get (boto3, the aws CLI): the model
-	// store's prefix, nothing else.
-	taskRole := &iam.Role{
-		Description:              cfn.String("spinbook " + site + ": what kernels may do (the model store)"),
-		AssumeRolePolicyDocument: assumeRole("ecs-tasks.amazonaws.com"),
+	// Each server's task role, made by its instance stack (what the agent
+	// and kernels get), can be no more than this boundary: the model
+	// store, and deleting (after an idle stop) a stack of this site. Its
+	// own policy narrows that to its own stack.
+	t.Resources["TaskBoundary"] = &iam.ManagedPolicy{
+		Description:    cfn.String("spinbook " + site + ": the most a server's task role may do"),
+		Path:           cfn.String(rolePath(site)),
+		PolicyDocument: policy(append(modelStoreStatements(cfg), deleteStackStatement(InstanceStackName(site, "*")))...),
 	}
-	if bucket, prefix, ok := modelStore(cfg); ok {
-		taskRole.Policies = []iam.Role_Policy{{
-			PolicyName: "model-store",
-			PolicyDocument: policy(
-				map[string]any{
-					"Effect":    "Allow",
-					"Action":    []string{"s3:ListBucket"},
-					"Resource":  cfn.Sub("arn:${AWS::Partition}:s3:::" + bucket),
-					"Condition": map[string]any{"StringLike": map[string]any{"s3:prefix": []string{prefix + "*"}}},
-				},
-				statement([]string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"},
-					cfn.Sub("arn:${AWS::Partition}:s3:::"+bucket+"/"+prefix+"*")),
-			),
-		}}
-	}
-	t.Resources["TaskRole"] = taskRole
+	t.Resources["StackRole"] = stackRole(site)
 
+	// What `spinbook up` needs to know but no instance stack imports.
+	t.Outputs[outputStackRole] = cfn.Output{Value: cfn.GetAtt("StackRole", "Arn"),
+		Description: cfn.String("the role CloudFormation creates, updates and deletes instance stacks with")}
 	export := func(name, value, desc string) {
 		t.Outputs[name] = cfn.Output{Value: value, Description: cfn.String(desc), Export: &cfn.Export{Name: exportName(site, name)}}
 	}
@@ -294,7 +286,7 @@ func SiteTemplate(cfg *config.Config) *cfn.Template {
 	export(exportPrivateSubnet, privateSubnet, "the private subnet instances go in")
 	export(exportInstanceProfile, cfn.Ref("InstanceProfile"), "the instances' profile")
 	export(exportExecutionRole, cfn.GetAtt("ExecutionRole", "Arn"), "the tasks' execution role")
-	export(exportTaskRole, cfn.GetAtt("TaskRole", "Arn"), "the tasks' role")
+	export(exportTaskBoundary, cfn.Ref("TaskBoundary"), "the permissions boundary of the servers' task roles")
 	export(exportLogGroup, cfn.Ref("LogGroup"), "the servers' log group")
 	export(exportAgentBucket, cfn.Ref("AgentBucket"), "the bucket the agent binary is fetched from")
 	return t
@@ -571,12 +563,15 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 	if p.Size.GPUCount > 0 {
 		container.ResourceRequirements = []ecs.TaskDefinition_ResourceRequirement{{Type: "GPU", Value: strconv.Itoa(p.Size.GPUCount)}}
 	}
+	// The server's own task role: the agent deletes this stack with it
+	// after an idle stop (roles.go).
+	t.Resources["TaskRole"] = taskRole(cfg, user)
 	t.Resources["TaskDefinition"] = &ecs.TaskDefinition{
 		Family:                  cfn.String(InstanceStackName(site, user)),
 		NetworkMode:             cfn.String("bridge"),
 		RequiresCompatibilities: []string{"EC2"},
 		ExecutionRoleArn:        cfn.String(imp(exportExecutionRole)),
-		TaskRoleArn:             cfn.String(imp(exportTaskRole)),
+		TaskRoleArn:             cfn.GetAttPtr("TaskRole", "Arn"),
 		ContainerDefinitions:    []ecs.TaskDefinition_ContainerDefinition{container},
 		Volumes: []ecs.TaskDefinition_Volume{
 			{Name: cfn.String("agent"), Host: &ecs.TaskDefinition_HostVolumeProperties{SourcePath: cfn.String(hostAgentDir)}},

@@ -256,7 +256,7 @@ func (l *Local) waitReady(ctx context.Context, rec *record, exited <-chan struct
 			return backend.Server{}, fmt.Errorf("wait for Jupyter: %w", context.Cause(ctx))
 		case <-exited:
 			exited = nil // checked by Alive on the next round
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

@@ -64,6 +64,7 @@ type StandIn struct {
 
 type stack struct {
 	name, id, status, reason, op, token, template, onFailure string
+	role                                                     string // RoleARN, kept by later operations
 	params, tags                                             map[string]string
 	created                                                  time.Time
 	steps                                                    []func() // what the next DescribeStacks does
@@ -105,6 +106,27 @@ func (s *StandIn) Stack(name string) (status string, params, tags map[string]str
 		return "", nil, nil, false
 	}
 	return st.status, st.params, st.tags, true
+}
+
+// AddStack makes a stack called name that exists already, complete, with
+// no resources, as if an earlier `spinbook up` had made it.
+func (s *StandIn) AddStack(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &stack{name: name, id: "arn:aws:cloudformation:us-east-1:123456789012:stack/" + name + "/" + s.id("id"),
+		created: time.Now().UTC(), status: "CREATE_COMPLETE", template: "{}", params: map[string]string{}, tags: map[string]string{}}
+	s.stacks[name] = st
+}
+
+// RoleARN returns the service role the stack name was created or last
+// updated with (CreateStack/UpdateStack RoleARN); "" for none.
+func (s *StandIn) RoleARN(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stacks[name]; ok {
+		return st.role
+	}
+	return ""
 }
 
 // Template returns the template body the stack name was last given.
@@ -406,6 +428,9 @@ func equal(a, b map[string]string) bool {
 func (s *StandIn) start(st *stack, op string, form url.Values) {
 	st.op, st.token = op, form.Get("ClientRequestToken")
 	st.template = form.Get("TemplateBody")
+	if r := form.Get("RoleARN"); r != "" {
+		st.role = r
+	}
 	st.params = members(form, "Parameters", "ParameterKey", "ParameterValue", st.params)
 	st.tags = members(form, "Tags", "Key", "Value", nil)
 	st.status, st.reason = op+"_IN_PROGRESS", ""
