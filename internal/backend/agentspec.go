@@ -134,3 +134,16 @@ type ProcessRecord struct {
 	PID   int    `json:"pid"`
 	Start uint64 `json:"start"` // process start time in clock ticks since boot
 }
+
+// AgentBinary returns path, or when it is "" the running spinbook
+// executable: the binary a backend starts or injects as the agent.
+func AgentBinary(path string) (string, error) {
+	if path != "" {
+		return path, nil
+	}
+	p, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the spinbook binary: %w", err)
+	}
+	return p, nil
+}

@@ -36,15 +36,7 @@ down is safe to repeat: with no server, it does nothing and says so.`,
   spinbook down --force       # even if the work cannot be saved`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig()
-			if err != nil {
-				return err
-			}
-			user, err := e.resolveUser()
-			if err != nil {
-				return err
-			}
-			be, err := openBackend(cfg, e.logger())
+			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err
 			}

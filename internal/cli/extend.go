@@ -32,15 +32,7 @@ when you step away and want it kept.`,
 			if extend <= 0 || extend > 720*time.Hour {
 				return usagef("extend: --for %s: give a duration between 1s and 720h (examples: 30m, 2h)", extend)
 			}
-			cfg, err := e.loadConfig()
-			if err != nil {
-				return err
-			}
-			user, err := e.resolveUser()
-			if err != nil {
-				return err
-			}
-			be, err := openBackend(cfg, e.logger())
+			_, user, be, err := e.openServer()
 			if err != nil {
 				return err
 			}

@@ -17,15 +17,7 @@ func newLogs(e *env) *cobra.Command {
   spinbook logs -f --user alice     # keep following; Ctrl-C to stop`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig()
-			if err != nil {
-				return err
-			}
-			user, err := e.resolveUser()
-			if err != nil {
-				return err
-			}
-			be, err := openBackend(cfg, e.logger())
+			_, user, be, err := e.openServer()
 			if err != nil {
 				return err
 			}

@@ -24,3 +24,21 @@ func openBackend(cfg *config.Config, log *slog.Logger) (backend.Backend, error) 
 		return nil, usagef("backend %q is not available in this build (valid: local, docker, aws)", cfg.Backend)
 	}
 }
+
+// openServer is what every command about one user's server starts with:
+// the config, whose server (validated), and the backend the config names.
+func (e *env) openServer() (*config.Config, string, backend.Backend, error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	user, err := e.resolveUser()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	be, err := openBackend(cfg, e.logger())
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return cfg, user, be, nil
+}

@@ -56,15 +56,7 @@ without their outputs; the workspace keeps them.`,
   spinbook save --user alice --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig()
-			if err != nil {
-				return err
-			}
-			user, err := e.resolveUser()
-			if err != nil {
-				return err
-			}
-			be, err := openBackend(cfg, e.logger())
+			_, user, be, err := e.openServer()
 			if err != nil {
 				return err
 			}

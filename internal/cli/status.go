@@ -26,15 +26,7 @@ whether each resolves here and now, as the next up would need; never a value.`,
   spinbook status --user alice --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig()
-			if err != nil {
-				return err
-			}
-			user, err := e.resolveUser()
-			if err != nil {
-				return err
-			}
-			be, err := openBackend(cfg, e.logger())
+			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err
 			}

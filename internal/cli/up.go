@@ -56,7 +56,7 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
   spinbook up --size gpu            # with the resources of sizes.gpu`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig()
+			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err
 			}
@@ -64,14 +64,6 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 				if _, err := cfg.LookupSize(size); err != nil {
 					return usageError{err}
 				}
-			}
-			user, err := e.resolveUser()
-			if err != nil {
-				return err
-			}
-			be, err := openBackend(cfg, e.logger())
-			if err != nil {
-				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout(cmd, be, "up", timeout))
 			defer cancel()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
@@ -102,13 +101,11 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*AWS, error) {
 	if sdk.Region == "" {
 		return nil, fmt.Errorf("%w: set aws.region in the config, AWS_REGION, or a region in the profile (~/.aws/config)", ErrNoRegion)
 	}
-	if opts.AgentPath == "" {
-		p, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the spinbook binary: %w", err)
-		}
-		opts.AgentPath = p
+	agentPath, err := backend.AgentBinary(opts.AgentPath)
+	if err != nil {
+		return nil, err
 	}
+	opts.AgentPath = agentPath
 	if opts.Poll == 0 {
 		opts.Poll = 5 * time.Second
 	}

@@ -100,12 +100,9 @@ type Docker struct {
 // $DOCKER_HOST names. agentPath is the static linux spinbook binary copied
 // into containers ("" = this executable). Nothing is contacted yet.
 func New(cfg *config.Config, log *slog.Logger, agentPath string) (*Docker, error) {
-	if agentPath == "" {
-		p, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the spinbook binary: %w", err)
-		}
-		agentPath = p
+	agentPath, err := backend.AgentBinary(agentPath)
+	if err != nil {
+		return nil, err
 	}
 	cli, err := NewClient()
 	if err != nil {

@@ -49,12 +49,9 @@ type Local struct {
 // New returns the local backend for cfg. agentPath is the spinbook binary
 // to run as the agent ("" = this executable).
 func New(cfg *config.Config, log *slog.Logger, agentPath string) (*Local, error) {
-	if agentPath == "" {
-		p, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("find the spinbook binary: %w", err)
-		}
-		agentPath = p
+	agentPath, err := backend.AgentBinary(agentPath)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Local.StateDir == "" {
 		return nil, errors.New("local.state_dir is not set")
