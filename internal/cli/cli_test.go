@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/spinbook/spinbook/internal/config"
 )
 
 // runCLI runs the command line in-process and returns its exit code and
@@ -83,5 +85,30 @@ func TestEveryCommandHelpHasAnExample(t *testing.T) {
 		if c.Example == "" {
 			t.Errorf("spinbook %s --help has no example", c.Name())
 		}
+	}
+}
+
+func TestReachabilityHint(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		warn bool
+	}{
+		{"defaults", "", false},
+		{"all interfaces, default allow", "local: {listen: 0.0.0.0}", true},
+		{"all interfaces, loopback allow", "local: {listen: 0.0.0.0}\naccess: {allow: [127.0.0.1/32]}", true},
+		{"all interfaces, office allowed", "local: {listen: 0.0.0.0}\naccess: {allow: [203.0.113.0/24]}", false},
+		{"a LAN address, default allow", "local: {listen: 192.0.2.10}", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(tt.yaml), "spinbook.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := reachabilityHint(cfg); (got != "") != tt.warn {
+				t.Fatalf("reachabilityHint(%q) = %q, want a warning: %v", tt.yaml, got, tt.warn)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,6 +68,9 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout(cmd, be, "up", timeout))
 			defer cancel()
+			if hint := reachabilityHint(cfg); hint != "" {
+				fmt.Fprintln(e.stderr, "Warning:", hint)
+			}
 
 			agentSpec, err := buildAgentSpec(ctx, cfg)
 			if err != nil {
@@ -123,6 +127,24 @@ func (e *env) printUp(srv backend.Server, password string) error {
 		fmt.Fprintln(e.stderr, "  (shown only now; to choose your own, run `spinbook password` and set access.password_hash)")
 	}
 	return nil
+}
+
+// reachabilityHint warns about a local server that listens beyond this
+// machine while the allowlist still admits this machine only: people
+// elsewhere would be refused, which is safe but rarely what was meant.
+func reachabilityHint(cfg *config.Config) string {
+	if cfg.Backend != "" && cfg.Backend != "local" {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(cfg.Local.Listen); err != nil || ip.IsLoopback() {
+		return ""
+	}
+	for _, p := range cfg.Access.AllowPrefixes {
+		if !p.Addr().IsLoopback() {
+			return ""
+		}
+	}
+	return fmt.Sprintf("local.listen is %s, but access.allow admits only this machine: other machines will be refused until you list their networks in access.allow", cfg.Local.Listen)
 }
 
 // buildAgentSpec turns the config into what every backend hands the agent,
