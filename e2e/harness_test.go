@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spinbook/spinbook/internal/backend/kubernetes/k8stest"
 )
 
 // bin is the spinbook binary under test, built once by TestMain.
@@ -38,6 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	k8stest.Stop() // the kubernetes tests' cluster, if they started it
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -77,7 +77,7 @@ removed.`,
 	cmd.Flags().StringVar(&specPath, "spec", "", "the agent spec file written by the backend")
 	cmd.Flags().StringVar(&specEnv, "spec-env", "", "read the spec from this environment variable (aws: injected by ECS from Secrets Manager), then unset it")
 	cmd.Flags().DurationVar(&waitSpec, "wait-spec", 0, "wait this long for the spec file to appear (container backends hand it over after start)")
-	cmd.AddCommand(newAgentReceiveSpec(), newAgentReadControlToken())
+	cmd.AddCommand(newAgentReceiveSpec(), newAgentReadControlToken(), newAgentStage())
 	return cmd
 }
 

@@ -92,7 +92,7 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
 	cmd.Flags().BoolVar(&force, "force", false, "stop the server even if its work cannot be saved")
-	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the workspace for good (docker: its volume); only after the save reached the remote, or with --force")
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the workspace for good (docker: its volume; kubernetes: its claim); only after the save reached the remote, or with --force")
 	return cmd
 }
 

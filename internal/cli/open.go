@@ -6,6 +6,7 @@ import (
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/backend/aws"
 	"github.com/spinbook/spinbook/internal/backend/docker"
+	"github.com/spinbook/spinbook/internal/backend/kubernetes"
 	"github.com/spinbook/spinbook/internal/backend/local"
 	"github.com/spinbook/spinbook/internal/config"
 )
@@ -20,8 +21,10 @@ func openBackend(cfg *config.Config, log *slog.Logger) (backend.Backend, error) 
 		return docker.New(cfg, log, "")
 	case "aws":
 		return aws.New(cfg, log, aws.Options{})
+	case "kubernetes":
+		return kubernetes.New(cfg, log)
 	default:
-		return nil, usagef("backend %q is not available in this build (valid: local, docker, aws)", cfg.Backend)
+		return nil, usagef("backend %q is not available in this build (valid: local, docker, aws, kubernetes)", cfg.Backend)
 	}
 }
 

@@ -95,7 +95,7 @@ func newRoot(e *env) *cobra.Command {
 		Use:   "spinbook",
 		Short: "A powerful Jupyter server for each member of a data team, on demand",
 		Long: `spinbook brings up your own Jupyter server with one command — on this machine,
-on a Docker Engine or on AWS (backend: in the config) — already holding the
+on a Docker Engine, on Kubernetes or on AWS (backend: in the config) — already holding the
 team's repo and the warehouse and model-store credentials, reachable only from
 allowed networks and only after a password; and takes it away again with one
 command, saving your work to git first.

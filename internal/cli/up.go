@@ -108,7 +108,7 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "give up if the server is not ready after this long")
 	cmd.Flags().BoolVar(&keepFailed, "keep-failed", false, "aws: leave a stack that failed to come up for inspection instead of deleting it")
-	cmd.Flags().StringVar(&size, "size", "", "resources for the server, a name from the config's sizes (docker, aws)")
+	cmd.Flags().StringVar(&size, "size", "", "resources for the server, a name from the config's sizes (docker, aws, kubernetes)")
 	return cmd
 }
 

@@ -21,8 +21,8 @@ import (
 // for users: keep them accurate.
 type Config struct {
 	// Backend is where notebook servers run: "local" (processes on this
-	// machine) or "docker" (containers on a Docker Engine); "kubernetes"
-	// and "aws" come later. Default: local.
+	// machine), "docker" (containers on a Docker Engine), "aws" or
+	// "kubernetes" (pods on a cluster). Default: local.
 	Backend string `yaml:"backend"`
 
 	// Access says who may reach a server.
@@ -61,6 +61,9 @@ type Config struct {
 	// be brought up with: `spinbook up --size NAME`. Default: none; a
 	// server then has no limits.
 	Sizes map[string]Size `yaml:"sizes"`
+
+	// Kubernetes configures backend kubernetes (see docs/kubernetes.md).
+	Kubernetes Kubernetes `yaml:"kubernetes"`
 
 	// AWS configures backend aws: CloudFormation stacks, one per site and
 	// one per user (see docs/aws.md).

@@ -122,11 +122,12 @@ func TestLoadFull(t *testing.T) {
 			PortLo:   9000,
 			PortHi:   9001,
 		},
-		Image:  DefaultImage,
-		Docker: defaultDocker(),
-		AWS:    AWS{Site: "main"},
-		Idle:   Idle{StopAfter: "2h", MaxAge: "off", WarnBefore: "10m"},
-		Path:   "testdata/valid/full.yaml",
+		Image:      DefaultImage,
+		Docker:     defaultDocker(),
+		AWS:        AWS{Site: "main"},
+		Kubernetes: defaultKubernetes(),
+		Idle:       Idle{StopAfter: "2h", MaxAge: "off", WarnBefore: "10m"},
+		Path:       "testdata/valid/full.yaml",
 	}
 	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{}), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
@@ -183,10 +184,11 @@ func TestDefault(t *testing.T) {
 			PortLo:   8800,
 			PortHi:   8899,
 		},
-		Image:  DefaultImage,
-		Docker: defaultDocker(),
-		AWS:    AWS{Site: "main"},
-		Idle:   Idle{StopAfter: "2h", MaxAge: "off", WarnBefore: "10m"},
+		Image:      DefaultImage,
+		Docker:     defaultDocker(),
+		AWS:        AWS{Site: "main"},
+		Kubernetes: defaultKubernetes(),
+		Idle:       Idle{StopAfter: "2h", MaxAge: "off", WarnBefore: "10m"},
 	}
 	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{}), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
 		t.Errorf("Default() (-want +got):\n%s", diff)

@@ -41,13 +41,21 @@ type Size struct {
 	PricePerHour string `yaml:"price_per_hour"`
 	// Idle overrides the top-level idle keys for servers of this size.
 	Idle Idle `yaml:"idle"`
+	// Storage is the size of the workspace volume (backend kubernetes),
+	// with a unit like Memory. Default: kubernetes.workspace_size.
+	Storage string `yaml:"storage"`
+	// NodeSelector and Tolerations place the server's pod (backend
+	// kubernetes), such as on GPU nodes.
+	NodeSelector map[string]string `yaml:"node_selector"`
+	Tolerations  []Toleration      `yaml:"tolerations"`
 
 	// The fields above parsed; filled by Validate. GPUCount is -1 for all.
-	NanoCPUs    int64 `yaml:"-"`
-	MemoryBytes int64 `yaml:"-"`
-	GPUCount    int   `yaml:"-"`
-	ShmBytes    int64 `yaml:"-"`
-	RootVolume  int   `yaml:"-"` // GiB; 0 when not set
+	NanoCPUs     int64 `yaml:"-"`
+	MemoryBytes  int64 `yaml:"-"`
+	GPUCount     int   `yaml:"-"`
+	ShmBytes     int64 `yaml:"-"`
+	RootVolume   int   `yaml:"-"` // GiB; 0 when not set
+	StorageBytes int64 `yaml:"-"` // 0 when not set
 
 	// Price is PricePerHour parsed; filled by Validate.
 	Price float64 `yaml:"-"`
@@ -113,6 +121,7 @@ func (v *validation) sizes() {
 			s.ShmBytes = n
 		}
 		v.sizeAWS(p, &s)
+		v.sizeKubernetes(p, &s)
 		v.c.Sizes[name] = s
 	}
 }

@@ -14,8 +14,8 @@ import (
 
 // Backends this build has, and those that come later.
 var (
-	backends       = []string{"local", "docker", "aws"}
-	futureBackends = []string{"kubernetes"}
+	backends       = []string{"local", "docker", "aws", "kubernetes"}
+	futureBackends = []string{}
 )
 
 // Validate fills in defaults for the keys left empty, expands ~ in
@@ -40,6 +40,7 @@ func (c *Config) Validate() error {
 	v.docker()
 	v.sizes()
 	v.aws()
+	v.kubernetes()
 	v.warehouse()
 	v.models()
 	v.repo()
@@ -86,8 +87,12 @@ func (v *validation) backend() {
 		if l := strings.ToLower(strings.TrimSpace(b)); l != b && (slices.Contains(backends, l) || slices.Contains(futureBackends, l)) {
 			hint = fmt.Sprintf("; did you mean %q?", l)
 		}
-		v.problemf("backend", "%q is not a backend (valid: %s; %s come later)%s",
-			b, strings.Join(backends, ", "), strings.Join(futureBackends, ", "), hint)
+		later := ""
+		if len(futureBackends) > 0 {
+			later = "; " + strings.Join(futureBackends, ", ") + " come later"
+		}
+		v.problemf("backend", "%q is not a backend (valid: %s%s)%s",
+			b, strings.Join(backends, ", "), later, hint)
 	}
 }
 

@@ -1,0 +1,1044 @@
+// Package kubernetes runs each user's server as a Pod on a Kubernetes
+// cluster, through client-go (kubeconfig from kubernetes.kubeconfig,
+// $KUBECONFIG, ~/.kube/config, or the in-cluster configuration).
+//
+// Per user it makes, all labelled managed-by=spinbook and spinbook.user=USER:
+//
+//   - a Secret spinbook-USER holding the agent spec (password hash, secrets,
+//     control token) as the file spec.json, and the control token alone,
+//     which Status reads back for save and down;
+//   - a PersistentVolumeClaim spinbook-USER-work, the workspace, kept across
+//     down and up (`down --purge` deletes it);
+//   - a Pod spinbook-USER running the configured image unmodified: an init
+//     container from kubernetes.agent_image (only the static spinbook binary)
+//     copies the binary into an emptyDir and the spec from the Secret — which
+//     only the init container mounts — into a memory emptyDir, 0600 as the
+//     image's user; the main container's command is the agent, which reads
+//     and removes the spec as on the other backends. The pod gets no service
+//     account token, so kernels cannot read the Secret from the API;
+//   - a Service spinbook-USER: a NodePort, or a ClusterIP behind an Ingress
+//     USER.HOST when kubernetes.ingress.host is set.
+//
+// A plain Pod, not a one-replica StatefulSet: a server that stops (idle,
+// a failure) must stay stopped until `spinbook up`, and its spec is handed
+// over once; a controller would restart it without the spec. Readiness is the
+// agent's /readyz and liveness its /healthz on the health port, never
+// Jupyter, so a busy kernel never gets the pod killed.
+package kubernetes
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/config"
+)
+
+var (
+	_ backend.Backend = (*Kubernetes)(nil)
+	_ backend.Logger  = (*Kubernetes)(nil)
+	_ backend.Purger  = (*Kubernetes)(nil)
+)
+
+// Labels on everything the backend creates.
+const (
+	labelManaged = "managed-by"
+	labelUser    = "spinbook.user"
+	labelSize    = "spinbook.size"
+	annotDigest  = "spinbook.access-digest" // an annotation: 64 hex digits, too long for a label
+	labelTLS     = "spinbook.tls"
+	managedBy    = "spinbook"
+)
+
+// Where things live inside the pod.
+const (
+	binDir       = "/opt/spinbook"
+	agentPath    = binDir + "/spinbook"
+	runDir       = "/run/spinbook" // memory emptyDir: the spec, exit.json
+	specPath     = runDir + "/spec.json"
+	secretDir    = "/etc/spinbook-spec" // the Secret, in the init container only
+	specKey      = "spec.json"
+	tokenKey     = "control-token"
+	mainName     = "notebook"
+	initName     = "spinbook-agent"
+	frontPort    = 8888
+	healthPort   = 8889
+	frontName    = "front"
+	healthName   = "health"
+	defaultShm   = 64 << 20
+	progressTick = 500 * time.Millisecond
+)
+
+// Kubernetes is the kubernetes backend.
+type Kubernetes struct {
+	cfg  *config.Config
+	cs   kubernetes.Interface
+	rest *rest.Config
+	ns   string
+	log  *slog.Logger
+}
+
+// New returns the kubernetes backend for cfg. Nothing is contacted yet.
+func New(cfg *config.Config, log *slog.Logger) (*Kubernetes, error) {
+	rc, err := restConfig(cfg.Kubernetes.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return &Kubernetes{cfg: cfg, cs: cs, rest: rc, ns: cfg.Kubernetes.Namespace, log: log}, nil
+}
+
+// restConfig finds the cluster: kubernetes.kubeconfig, else $KUBECONFIG or
+// ~/.kube/config, else the in-cluster configuration.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err == nil {
+		return rc, nil
+	}
+	if kubeconfig == "" {
+		if ic, ierr := rest.InClusterConfig(); ierr == nil {
+			return ic, nil
+		}
+	}
+	return nil, fmt.Errorf("kubernetes: no cluster configuration (kubernetes.kubeconfig %q, $KUBECONFIG, ~/.kube/config, in-cluster): %w", kubeconfig, err)
+}
+
+// Name implements backend.Backend.
+func (k *Kubernetes) Name() string { return "kubernetes" }
+
+// Timeout implements backend.Patient: pulling a Jupyter image onto a node
+// takes minutes.
+func (k *Kubernetes) Timeout(command string) time.Duration {
+	switch command {
+	case "up":
+		return 15 * time.Minute
+	case "down":
+		return k.cfg.Kubernetes.StopGraceDuration + 2*time.Minute
+	}
+	return 5 * time.Minute
+}
+
+// Names of what the backend makes for user.
+func PodName(user string) string { return "spinbook-" + user }
+func PVCName(user string) string { return "spinbook-" + user + "-work" }
+
+func labels(user string) map[string]string {
+	return map[string]string{labelManaged: managedBy, labelUser: user}
+}
+
+func selector(user string) string {
+	return labelManaged + "=" + managedBy + "," + labelUser + "=" + user
+}
+
+func (k *Kubernetes) meta(user string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: PodName(user), Namespace: k.ns, Labels: labels(user)}
+}
+
+// Up implements backend.Backend.
+func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(backend.Event)) (backend.Server, error) {
+	if err := ctx.Err(); err != nil {
+		return backend.Server{}, fmt.Errorf("up: %w", context.Cause(ctx))
+	}
+	user := spec.User
+	var size config.Size
+	if spec.Size != "" {
+		s, err := k.cfg.LookupSize(spec.Size)
+		if err != nil {
+			return backend.Server{}, err
+		}
+		size = s
+	}
+	pod, err := k.pod(ctx, user)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	if pod != nil && live(pod) && pod.Annotations[annotDigest] != spec.AccessDigest {
+		progress(backend.Event{Message: "the access settings (password, allowlist, trusted proxies or TLS) changed; restarting the server so that they take effect and old sessions end"})
+		if err := k.Down(ctx, user, progress); err != nil {
+			return backend.Server{}, err
+		}
+		pod = nil
+	}
+	if pod != nil {
+		if live(pod) {
+			srv := k.server(ctx, pod)
+			if srv.Ready {
+				srv.ControlToken = k.controlToken(ctx, user)
+				return srv, nil
+			}
+			progress(backend.Event{Message: "server already starting; waiting for it"})
+			srv, err := k.waitReady(ctx, user, progress)
+			srv.ControlToken = k.controlToken(ctx, user)
+			return srv, err
+		}
+		progress(backend.Event{Message: fmt.Sprintf("the previous pod ended (%s); starting a new one", podEnd(pod))})
+		if err := k.deletePod(ctx, user, 0); err != nil {
+			return backend.Server{}, err
+		}
+	}
+
+	if err := k.ensurePVC(ctx, user, size, progress); err != nil {
+		return backend.Server{}, err
+	}
+	svc, err := k.ensureService(ctx, user)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	as := k.agentSpec(ctx, spec)
+	if err := k.putSecret(ctx, user, as); err != nil {
+		return backend.Server{}, err
+	}
+	if err := k.ensureIngress(ctx, user); err != nil {
+		return backend.Server{}, err
+	}
+	p := podSpec(k.cfg, spec, size)
+	p.Namespace = k.ns
+	if _, err := k.cs.CoreV1().Pods(k.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return backend.Server{}, fmt.Errorf("create pod %s: another spinbook command is bringing it up; try again in a moment", PodName(user))
+		}
+		return backend.Server{}, k.undo(ctx, spec, fmt.Errorf("create pod %s: %w", PodName(user), err))
+	}
+	progress(backend.Event{Message: fmt.Sprintf("pod %s/%s created; service %s (%s)", k.ns, PodName(user), svc.Name, svc.Spec.Type)})
+	srv, err := k.waitReady(ctx, user, progress)
+	if err != nil {
+		return backend.Server{}, k.undo(ctx, spec, err)
+	}
+	srv.ControlToken = as.ControlToken
+	srv.Started = true
+	return srv, nil
+}
+
+// undo removes what a failed Up made, but the workspace, and returns err.
+func (k *Kubernetes) undo(ctx context.Context, spec backend.Spec, err error) error {
+	if spec.KeepFailed {
+		return err
+	}
+	rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	k.remove(rmCtx, spec.User, 0)
+	return err
+}
+
+// live: the pod is scheduled or running, not ended.
+func live(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && (p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning || p.Status.Phase == "")
+}
+
+// agentSpec fills in where things live in the pod.
+func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.AgentSpec {
+	kc := k.cfg.Kubernetes
+	as := spec.Agent
+	as.User = spec.User
+	as.Workspace = path.Join(kc.Home, "work")
+	as.StateDir = runDir
+	as.CredentialsDir = kc.Home
+	as.CacheDir = ""
+	as.BundleDir = path.Join(as.Workspace, ".git", "spinbook-bundles")
+	as.InheritListeners = false
+	as.Listen = "0.0.0.0"
+	as.FrontPort = frontPort
+	as.HealthPort = healthPort
+	if kc.Ingress.TLSSecret != "" {
+		as.BehindTLS = true
+	}
+	as.Allow = k.allowWithNodes(ctx, as.Allow)
+	return as
+}
+
+// allowWithNodes adds the pod network's gateway on each node when allow
+// admits this machine (loopback): a client on a node reaching a NodePort
+// on 127.0.0.1 arrives through kube-proxy's masquerade, from the node's
+// address on the pod network (the first address of its pod CIDR), never
+// from 127.0.0.1. Clients from elsewhere keep their own address when the
+// Service keeps it (externalTrafficPolicy Local).
+func (k *Kubernetes) allowWithNodes(ctx context.Context, allow []string) []string {
+	loopback := false
+	for _, s := range allow {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		loopback = loopback || p.Contains(netip.MustParseAddr("127.0.0.1"))
+	}
+	if !loopback {
+		return allow
+	}
+	nodes, err := k.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		k.log.Debug("list nodes for the allowlist", "err", err)
+		return allow
+	}
+	out := append([]string(nil), allow...)
+	for _, n := range nodes.Items {
+		cidrs := n.Spec.PodCIDRs
+		if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
+			cidrs = []string{n.Spec.PodCIDR}
+		}
+		for _, c := range cidrs {
+			if p, err := netip.ParsePrefix(c); err == nil {
+				gw := p.Masked().Addr().Next()
+				out = append(out, netip.PrefixFrom(gw, gw.BitLen()).String())
+			}
+		}
+	}
+	return out
+}
+
+// podSpec is the Pod the backend creates for spec.
+func podSpec(c *config.Config, spec backend.Spec, size config.Size) *corev1.Pod {
+	kc := c.Kubernetes
+	user := spec.User
+	lbl := labels(user)
+	if spec.Size != "" {
+		lbl[labelSize] = spec.Size
+	}
+	annot := map[string]string{}
+	if spec.AccessDigest != "" {
+		annot[annotDigest] = spec.AccessDigest
+	}
+	if spec.Agent.TLSCert != "" || spec.Agent.TLSSelfSigned {
+		lbl[labelTLS] = "true"
+	}
+	workspace := path.Join(kc.Home, "work")
+	grace := int64((kc.StopGraceDuration + 15*time.Second) / time.Second)
+	no, yes := false, true
+	root := int64(0)
+	shm := resource.NewQuantity(defaultShm, resource.BinarySI)
+	if size.ShmBytes > 0 {
+		shm = resource.NewQuantity(size.ShmBytes, resource.BinarySI)
+	}
+	probe := func(p string, period, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p, Port: intstr.FromString(healthName)}},
+			PeriodSeconds:    period,
+			TimeoutSeconds:   5,
+			FailureThreshold: failures,
+		}
+	}
+	var tolerations []corev1.Toleration
+	for _, t := range size.Tolerations {
+		tolerations = append(tolerations, corev1.Toleration{
+			Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect),
+		})
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: PodName(user), Labels: lbl, Annotations: annot},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			TerminationGracePeriodSeconds: &grace,
+			AutomountServiceAccountToken:  &no,
+			EnableServiceLinks:            &no,
+			// The sandbox's pause process is PID 1 and reaps the kernels' orphans.
+			ShareProcessNamespace: &yes,
+			SecurityContext:       &corev1.PodSecurityContext{FSGroup: ptr(int64(kc.GID))},
+			NodeSelector:          size.NodeSelector,
+			Tolerations:           tolerations,
+			InitContainers: []corev1.Container{{
+				Name:            initName,
+				Image:           kc.AgentImage,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command: []string{"/spinbook", "agent", "stage",
+					"--bin-dir", binDir, "--spec-from", secretDir + "/" + specKey, "--spec-to", specPath,
+					"--workspace", workspace, "--owner", fmt.Sprintf("%d:%d", kc.UID, kc.GID)},
+				SecurityContext: &corev1.SecurityContext{RunAsUser: &root, RunAsGroup: &root},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "agent", MountPath: binDir},
+					{Name: "run", MountPath: runDir},
+					{Name: "spec", MountPath: secretDir, ReadOnly: true},
+					{Name: "work", MountPath: workspace},
+				},
+			}},
+			Containers: []corev1.Container{{
+				Name:            mainName,
+				Image:           c.Image,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Command:         []string{agentPath, "agent"},
+				Args:            []string{},
+				// Only where the spec is: the spec itself is a file.
+				Env:        []corev1.EnvVar{{Name: "SPINBOOK_AGENT_SPEC", Value: specPath}},
+				WorkingDir: kc.Home,
+				Ports: []corev1.ContainerPort{
+					{Name: frontName, ContainerPort: frontPort},
+					{Name: healthName, ContainerPort: healthPort},
+				},
+				ReadinessProbe: probe("/readyz", 2, 3),
+				LivenessProbe:  probe("/healthz", 10, 6),
+				StartupProbe:   probe("/healthz", 2, 60),
+				Resources:      resources(size),
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "agent", MountPath: binDir, ReadOnly: true},
+					{Name: "run", MountPath: runDir},
+					{Name: "work", MountPath: workspace},
+					{Name: "shm", MountPath: "/dev/shm"},
+				},
+			}},
+			Volumes: []corev1.Volume{
+				{Name: "agent", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: resource.NewQuantity(16<<20, resource.BinarySI)}}},
+				{Name: "spec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+					SecretName: PodName(user), DefaultMode: ptr(int32(0o400)),
+					Items: []corev1.KeyToPath{{Key: specKey, Path: specKey}},
+				}}},
+				{Name: "work", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: PVCName(user)}}},
+				{Name: "shm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: shm}}},
+			},
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// resources maps a size to requests and limits: CPUs and memory are both
+// (a server gets what it may use), GPUs are nvidia.com/gpu.
+func resources(size config.Size) corev1.ResourceRequirements {
+	r := corev1.ResourceRequirements{}
+	set := func(name corev1.ResourceName, q resource.Quantity) {
+		if r.Limits == nil {
+			r.Limits, r.Requests = corev1.ResourceList{}, corev1.ResourceList{}
+		}
+		r.Limits[name], r.Requests[name] = q, q
+	}
+	if size.NanoCPUs > 0 {
+		set(corev1.ResourceCPU, *resource.NewMilliQuantity(size.NanoCPUs/1e6, resource.DecimalSI))
+	}
+	if size.MemoryBytes > 0 {
+		set(corev1.ResourceMemory, *resource.NewQuantity(size.MemoryBytes, resource.BinarySI))
+	}
+	if size.GPUCount > 0 {
+		set("nvidia.com/gpu", *resource.NewQuantity(int64(size.GPUCount), resource.DecimalSI))
+	}
+	return r
+}
+
+// putSecret creates or replaces user's Secret with the spec and its token.
+func (k *Kubernetes) putSecret(ctx context.Context, user string, as backend.AgentSpec) error {
+	data, err := json.Marshal(as)
+	if err != nil {
+		return fmt.Errorf("encode agent spec: %w", err)
+	}
+	s := &corev1.Secret{
+		ObjectMeta: k.meta(user),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{specKey: data, tokenKey: []byte(as.ControlToken)},
+	}
+	secrets := k.cs.CoreV1().Secrets(k.ns)
+	if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err == nil {
+		return nil
+	} else if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create secret %s: %w", s.Name, err)
+	}
+	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update secret %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// controlToken reads back the control token of user's server, or "".
+func (k *Kubernetes) controlToken(ctx context.Context, user string) string {
+	s, err := k.cs.CoreV1().Secrets(k.ns).Get(ctx, PodName(user), metav1.GetOptions{})
+	if err != nil {
+		k.log.Debug("no control token", "user", user, "err", err)
+		return ""
+	}
+	return string(s.Data[tokenKey])
+}
+
+// ensurePVC creates user's workspace claim unless it exists.
+func (k *Kubernetes) ensurePVC(ctx context.Context, user string, size config.Size, progress func(backend.Event)) error {
+	pvcs := k.cs.CoreV1().PersistentVolumeClaims(k.ns)
+	if _, err := pvcs.Get(ctx, PVCName(user), metav1.GetOptions{}); err == nil {
+		return nil
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get workspace claim %s: %w", PVCName(user), k.explain(err))
+	}
+	bytes := k.cfg.Kubernetes.WorkspaceBytes
+	if size.StorageBytes > 0 {
+		bytes = size.StorageBytes
+	}
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: PVCName(user), Namespace: k.ns, Labels: labels(user)},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceStorage: *resource.NewQuantity(bytes, resource.BinarySI),
+			}},
+		},
+	}
+	if sc := k.cfg.Kubernetes.StorageClass; sc != "" {
+		pvc.Spec.StorageClassName = &sc
+	}
+	progress(backend.Event{Message: fmt.Sprintf("creating the workspace volume claim %s (%s)", PVCName(user), pvc.Spec.Resources.Requests.Storage())})
+	if _, err := pvcs.Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create workspace claim %s: %w", PVCName(user), err)
+	}
+	return nil
+}
+
+// ensureService creates user's Service unless it exists: a NodePort, or a
+// ClusterIP behind the Ingress.
+func (k *Kubernetes) ensureService(ctx context.Context, user string) (*corev1.Service, error) {
+	svcs := k.cs.CoreV1().Services(k.ns)
+	if s, err := svcs.Get(ctx, PodName(user), metav1.GetOptions{}); err == nil {
+		return s, nil
+	} else if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("get service %s: %w", PodName(user), k.explain(err))
+	}
+	s := &corev1.Service{
+		ObjectMeta: k.meta(user),
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeNodePort,
+			Selector: labels(user),
+			Ports: []corev1.ServicePort{
+				{Name: frontName, Port: frontPort, TargetPort: intstr.FromString(frontName)},
+				{Name: healthName, Port: healthPort, TargetPort: intstr.FromString(healthName)},
+			},
+			// The agent sees the client's own address, for access.allow.
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+		},
+	}
+	if k.cfg.Kubernetes.Ingress.Host != "" {
+		s.Spec.Type = corev1.ServiceTypeClusterIP
+		s.Spec.ExternalTrafficPolicy = ""
+	}
+	out, err := svcs.Create(ctx, s, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create service %s: %w", s.Name, err)
+	}
+	return out, nil
+}
+
+// ensureIngress creates user's Ingress, USER.HOST, when one is configured.
+func (k *Kubernetes) ensureIngress(ctx context.Context, user string) error {
+	in := k.cfg.Kubernetes.Ingress
+	if in.Host == "" {
+		return nil
+	}
+	host := user + "." + in.Host
+	pathType := networkingv1.PathTypePrefix
+	ing := &networkingv1.Ingress{
+		ObjectMeta: k.meta(user),
+		Spec: networkingv1.IngressSpec{
+			Rules: []networkingv1.IngressRule{{
+				Host: host,
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{{
+						Path: "/", PathType: &pathType,
+						Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+							Name: PodName(user), Port: networkingv1.ServiceBackendPort{Name: frontName},
+						}},
+					}},
+				}},
+			}},
+		},
+	}
+	if in.Class != "" {
+		ing.Spec.IngressClassName = &in.Class
+	}
+	if in.TLSSecret != "" {
+		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: in.TLSSecret}}
+	}
+	_, err := k.cs.NetworkingV1().Ingresses(k.ns).Create(ctx, ing, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create ingress %s: %w", ing.Name, err)
+	}
+	return nil
+}
+
+// waitReady follows user's pod until it is ready, reporting its events,
+// and fails fast when it cannot become ready.
+func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(backend.Event)) (backend.Server, error) {
+	began := time.Now()
+	seen := map[string]bool{}
+	nextNote := began.Add(5 * time.Second)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	defer hc.CloseIdleConnections()
+	for {
+		pod, err := k.pod(ctx, user)
+		if err != nil {
+			return backend.Server{}, err
+		}
+		if pod == nil {
+			return backend.Server{}, fmt.Errorf("the server did not start: pod %s is gone (deleted by someone else?)", PodName(user))
+		}
+		k.reportEvents(ctx, pod, seen, progress)
+		if msg := k.stuck(ctx, pod, time.Since(began)); msg != "" {
+			return backend.Server{}, fmt.Errorf("the server did not start: %s", msg)
+		}
+		if podReady(pod) {
+			srv := k.describe(ctx, pod)
+			// The pod is ready; wait until the Service answers from here too.
+			if srv.HealthURL == "" || reachable(hc, strings.TrimSuffix(srv.HealthURL, "/healthz")+"/readyz") {
+				srv.State, srv.Ready, srv.Detail = backend.Running, true, ""
+				return srv, nil
+			}
+		}
+		if time.Now().After(nextNote) {
+			progress(backend.Event{Message: fmt.Sprintf("waiting for the server (%s, pod %s)", time.Since(began).Round(time.Second), phase(pod))})
+			nextNote = time.Now().Add(10 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return backend.Server{}, fmt.Errorf("wait for the server: %w", context.Cause(ctx))
+		case <-time.After(progressTick):
+		}
+	}
+}
+
+func reachable(hc *http.Client, u string) bool {
+	resp, err := hc.Get(u)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func phase(p *corev1.Pod) string {
+	if p.Status.Phase == "" {
+		return "pending"
+	}
+	return strings.ToLower(string(p.Status.Phase))
+}
+
+// reportEvents passes on the pod's and its claim's new events: scheduling,
+// pulling, starting.
+func (k *Kubernetes) reportEvents(ctx context.Context, pod *corev1.Pod, seen map[string]bool, progress func(backend.Event)) {
+	evs, err := k.cs.CoreV1().Events(k.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(pod.UID)})
+	if err != nil {
+		return
+	}
+	sort.Slice(evs.Items, func(i, j int) bool { return evTime(&evs.Items[i]).Before(evTime(&evs.Items[j])) })
+	for _, e := range evs.Items {
+		key := string(e.UID) + "/" + strconv.Itoa(int(e.Count))
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		progress(backend.Event{Message: fmt.Sprintf("%s: %s", e.Reason, e.Message)})
+	}
+}
+
+func evTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// pvcBindGrace is how long a workspace claim may stay unbound, with a
+// warning from the cluster, before Up gives up on it.
+const pvcBindGrace = 15 * time.Second
+
+// stuck says why pod cannot become ready, or "" while it may still.
+func (k *Kubernetes) stuck(ctx context.Context, pod *corev1.Pod, waited time.Duration) string {
+	user := pod.Labels[labelUser]
+	if pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
+		return podEnd(pod) + k.logHint(ctx, pod)
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			if strings.Contains(c.Message, "unbound") || strings.Contains(c.Message, "PersistentVolumeClaim") {
+				if msg := k.unboundClaim(ctx, user, waited); msg != "" {
+					return msg
+				}
+				continue
+			}
+			return fmt.Sprintf("no node can run it: %s (choose a smaller size, or ask for nodes with what is short)", c.Message)
+		}
+	}
+	if msg := k.unboundClaim(ctx, user, waited); msg != "" {
+		return msg
+	}
+	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+	for _, s := range statuses {
+		if w := s.State.Waiting; w != nil {
+			switch w.Reason {
+			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
+				return fmt.Sprintf("the image %s cannot be pulled (%s): %s; check the image name (config key %s) and that the cluster may pull it", s.Image, w.Reason, w.Message, imageKey(s.Name))
+			case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff":
+				return fmt.Sprintf("container %s cannot start (%s): %s", s.Name, w.Reason, w.Message)
+			}
+		}
+		if t := s.State.Terminated; t != nil && (s.Name == mainName || t.ExitCode != 0) {
+			return fmt.Sprintf("container %s exited (%s)%s", s.Name, termDetail(t), k.logHint(ctx, pod))
+		}
+	}
+	return ""
+}
+
+func imageKey(container string) string {
+	if container == initName {
+		return "kubernetes.agent_image"
+	}
+	return "image"
+}
+
+// unboundClaim says why user's workspace claim does not bind, once it has
+// waited pvcBindGrace with a warning from the cluster, else "".
+func (k *Kubernetes) unboundClaim(ctx context.Context, user string, waited time.Duration) string {
+	pvc, err := k.cs.CoreV1().PersistentVolumeClaims(k.ns).Get(ctx, PVCName(user), metav1.GetOptions{})
+	if err != nil || pvc.Status.Phase == corev1.ClaimBound || waited < pvcBindGrace {
+		return ""
+	}
+	evs, err := k.cs.CoreV1().Events(k.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(pvc.UID)})
+	if err != nil {
+		return ""
+	}
+	for _, e := range evs.Items {
+		if e.Type == corev1.EventTypeWarning {
+			return fmt.Sprintf("the workspace volume claim %s does not bind (%s: %s); check kubernetes.storage_class and that the cluster can provision volumes", pvc.Name, e.Reason, e.Message)
+		}
+	}
+	return ""
+}
+
+// logHint is the agent's own error from the log's tail, when it wrote one.
+func (k *Kubernetes) logHint(ctx context.Context, pod *corev1.Pod) string {
+	tail := int64(40)
+	data, err := k.cs.CoreV1().Pods(k.ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: mainName, TailLines: &tail}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	if msg := agentError(string(data)); msg != "" {
+		return ": " + msg
+	}
+	return ""
+}
+
+// agentError finds the agent's "agent failed" line in a log and returns
+// its error, or "".
+func agentError(log string) string {
+	sc := bufio.NewScanner(strings.NewReader(log))
+	var found string
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, `msg="agent failed"`) && !strings.HasPrefix(line, "Error:") {
+			continue
+		}
+		if i := strings.Index(line, ` err=`); i >= 0 {
+			v := line[i+len(" err="):]
+			if s, err := strconv.QuotedPrefix(v); err == nil {
+				v, _ = strconv.Unquote(s)
+			}
+			found = v
+		} else if found == "" {
+			found = strings.TrimPrefix(line, "Error: ")
+		}
+	}
+	return found
+}
+
+func termDetail(t *corev1.ContainerStateTerminated) string {
+	if t.Reason == "OOMKilled" {
+		return "out of memory; choose a larger size"
+	}
+	if t.Reason != "" && t.Reason != "Completed" && t.Reason != "Error" {
+		return fmt.Sprintf("%s, exit code %d", t.Reason, t.ExitCode)
+	}
+	return fmt.Sprintf("exit code %d", t.ExitCode)
+}
+
+// podEnd says how an ended pod ended.
+func podEnd(p *corev1.Pod) string {
+	for _, s := range p.Status.ContainerStatuses {
+		if t := s.State.Terminated; t != nil {
+			return "container " + s.Name + ": " + termDetail(t)
+		}
+	}
+	if p.Status.Message != "" {
+		return p.Status.Message
+	}
+	return phase(p)
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Down implements backend.Backend: the pod gets SIGTERM and
+// kubernetes.stop_grace to save and stop its kernels, then Pod, Service,
+// Ingress and Secret are deleted; the workspace claim stays.
+func (k *Kubernetes) Down(ctx context.Context, user string, progress func(backend.Event)) error {
+	pod, err := k.pod(ctx, user)
+	if err != nil {
+		return err
+	}
+	grace := int64((k.cfg.Kubernetes.StopGraceDuration + 15*time.Second) / time.Second)
+	if pod != nil && live(pod) {
+		progress(backend.Event{Message: fmt.Sprintf("stopping pod %s (up to %s for the agent to save and stop its kernels)", PodName(user), k.cfg.Kubernetes.StopGraceDuration)})
+	}
+	return k.remove(ctx, user, grace)
+}
+
+// remove deletes what a server is made of, but its workspace, and waits
+// for the pod to be gone.
+func (k *Kubernetes) remove(ctx context.Context, user string, grace int64) error {
+	if err := k.deletePod(ctx, user, grace); err != nil {
+		return err
+	}
+	name := PodName(user)
+	var errs []error
+	if err := k.cs.CoreV1().Services(k.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("delete service %s: %w", name, err))
+	}
+	if k.cfg.Kubernetes.Ingress.Host != "" {
+		if err := k.cs.NetworkingV1().Ingresses(k.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete ingress %s: %w", name, err))
+		}
+	}
+	if err := k.cs.CoreV1().Secrets(k.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("delete secret %s: %w", name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// deletePod deletes user's pod with grace seconds and waits until it is gone.
+func (k *Kubernetes) deletePod(ctx context.Context, user string, grace int64) error {
+	name := PodName(user)
+	pods := k.cs.CoreV1().Pods(k.ns)
+	err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete pod %s: %w", name, k.explain(err))
+	}
+	for {
+		_, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("wait for pod %s to go: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for pod %s to go: %w", name, context.Cause(ctx))
+		case <-time.After(progressTick):
+		}
+	}
+}
+
+// Purge implements backend.Purger: it deletes user's workspace claim.
+func (k *Kubernetes) Purge(ctx context.Context, user string, progress func(backend.Event)) error {
+	pod, err := k.pod(ctx, user)
+	if err != nil {
+		return err
+	}
+	if pod != nil {
+		return fmt.Errorf("purge %s's workspace: the server still exists; run `spinbook down` first", user)
+	}
+	progress(backend.Event{Message: fmt.Sprintf("deleting the workspace volume claim %s", PVCName(user))})
+	err = k.cs.CoreV1().PersistentVolumeClaims(k.ns).Delete(ctx, PVCName(user), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete workspace claim %s: %w", PVCName(user), err)
+	}
+	return nil
+}
+
+// Status implements backend.Backend.
+func (k *Kubernetes) Status(ctx context.Context, user string) (backend.Server, error) {
+	pod, err := k.pod(ctx, user)
+	if err != nil {
+		return backend.Server{}, err
+	}
+	if pod == nil {
+		return backend.Server{User: user, Backend: k.Name(), State: backend.Absent}, nil
+	}
+	srv := k.server(ctx, pod)
+	if srv.State == backend.Running {
+		srv.ControlToken = k.controlToken(ctx, user)
+	}
+	return srv, nil
+}
+
+// List implements backend.Backend: every pod labelled as spinbook's.
+func (k *Kubernetes) List(ctx context.Context) ([]backend.Server, error) {
+	pods, err := k.cs.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{LabelSelector: labelManaged + "=" + managedBy + "," + labelUser})
+	if err != nil {
+		return nil, fmt.Errorf("list pods in %s: %w", k.ns, k.explain(err))
+	}
+	var out []backend.Server
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		user := p.Labels[labelUser]
+		if config.ValidateUser(user) != nil || p.Name != PodName(user) {
+			continue
+		}
+		out = append(out, k.server(ctx, p))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out, nil
+}
+
+// Logs implements backend.Logger: the main container's output, which is
+// the agent's log and Jupyter's.
+func (k *Kubernetes) Logs(ctx context.Context, user string, follow bool, w io.Writer) error {
+	pod, err := k.pod(ctx, user)
+	if err != nil {
+		return err
+	}
+	if pod == nil {
+		return fmt.Errorf("no log for user %s: there is no pod %s (its log goes with it on `spinbook down`)", user, PodName(user))
+	}
+	rc, err := k.cs.CoreV1().Pods(k.ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: mainName, Follow: follow}).Stream(ctx)
+	if err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	return nil
+}
+
+// pod returns user's pod, or nil when there is none.
+func (k *Kubernetes) pod(ctx context.Context, user string) (*corev1.Pod, error) {
+	p, err := k.cs.CoreV1().Pods(k.ns).Get(ctx, PodName(user), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("get pod: %w", context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("get pod %s/%s: %w", k.ns, PodName(user), k.explain(err))
+	}
+	if p.Labels[labelManaged] != managedBy || p.Labels[labelUser] != user {
+		return nil, fmt.Errorf("pod %s/%s exists but was not made by spinbook for %s; rename or remove it", k.ns, p.Name, user)
+	}
+	return p, nil
+}
+
+// explain adds what to do to an error reaching the cluster.
+func (k *Kubernetes) explain(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) || strings.Contains(err.Error(), "connection refused") {
+		return fmt.Errorf("%w (is the cluster at %s reachable? kubernetes.kubeconfig, $KUBECONFIG)", err, k.rest.Host)
+	}
+	if apierrors.IsForbidden(err) {
+		return fmt.Errorf("%w (spinbook needs to manage pods, services, secrets, persistentvolumeclaims, events and ingresses in namespace %s; see docs/kubernetes.md)", err, k.ns)
+	}
+	return err
+}
+
+// server describes pod as it is now.
+func (k *Kubernetes) server(ctx context.Context, p *corev1.Pod) backend.Server {
+	srv := k.describe(ctx, p)
+	switch {
+	case p.Status.Phase == corev1.PodSucceeded:
+		srv.State = backend.Stopped
+		srv.Detail = "stopped; run `spinbook up` to start it again"
+	case p.Status.Phase == corev1.PodFailed || p.DeletionTimestamp != nil:
+		srv.State = backend.Failed
+		srv.Detail = "the pod is not running (" + podEnd(p) + "); run `spinbook up` to start it again, `spinbook logs` to see why"
+	default:
+		srv.State = backend.Running
+		srv.Ready = podReady(p)
+		if !srv.Ready {
+			srv.Detail = "Jupyter is starting or not answering"
+		}
+	}
+	return srv
+}
+
+// describe fills what the pod and its Service say: URLs, workspace, start.
+func (k *Kubernetes) describe(ctx context.Context, p *corev1.Pod) backend.Server {
+	user := p.Labels[labelUser]
+	kc := k.cfg.Kubernetes
+	srv := backend.Server{
+		User: user, Backend: k.Name(), AccessDigest: p.Annotations[annotDigest],
+		Workspace: fmt.Sprintf("%s (volume claim %s/%s)", path.Join(kc.Home, "work"), k.ns, PVCName(user)),
+	}
+	if p.Status.StartTime != nil {
+		srv.StartedAt = p.Status.StartTime.UTC().Truncate(time.Second)
+	}
+	scheme := "http"
+	if p.Labels[labelTLS] == "true" {
+		scheme = "https"
+	}
+	if kc.Ingress.Host != "" {
+		if kc.Ingress.TLSSecret != "" {
+			scheme = "https"
+		}
+		srv.URL = fmt.Sprintf("%s://%s.%s/", scheme, user, kc.Ingress.Host)
+		return srv
+	}
+	svc, err := k.cs.CoreV1().Services(k.ns).Get(ctx, PodName(user), metav1.GetOptions{})
+	if err != nil {
+		return srv
+	}
+	host := k.nodeAddress()
+	for _, sp := range svc.Spec.Ports {
+		if sp.NodePort == 0 {
+			continue
+		}
+		hp := net.JoinHostPort(host, strconv.Itoa(int(sp.NodePort)))
+		switch sp.Name {
+		case frontName:
+			srv.URL = fmt.Sprintf("%s://%s/", scheme, hp)
+		case healthName:
+			srv.HealthURL = "http://" + hp + "/healthz"
+		}
+	}
+	return srv
+}
+
+// nodeAddress is the host a person reaches NodePorts on:
+// kubernetes.node_address, else the API server's host.
+func (k *Kubernetes) nodeAddress() string {
+	if a := k.cfg.Kubernetes.NodeAddress; a != "" {
+		return a
+	}
+	if u, err := url.Parse(k.rest.Host); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	if name, err := os.Hostname(); err == nil {
+		return name
+	}
+	return "127.0.0.1"
+}

@@ -1,0 +1,336 @@
+package kubernetes
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/backend/backendtest"
+	"github.com/spinbook/spinbook/internal/backend/kubernetes/k8stest"
+	"github.com/spinbook/spinbook/internal/config"
+	"github.com/spinbook/spinbook/internal/secret"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	k8stest.Stop()
+	os.Exit(code)
+}
+
+// newBackend returns a kubernetes backend on the test cluster, for a
+// configuration with extra YAML under kubernetes:.
+func newBackend(t *testing.T, mutate func(c *config.Config)) (*Kubernetes, *k8stest.Cluster) {
+	t.Helper()
+	cl := k8stest.Get(t, backendtest.BuildSpinbook(t))
+	c := config.Default()
+	c.Backend = "kubernetes"
+	c.Image = cl.JupyterImage
+	c.Kubernetes.Kubeconfig = cl.Kubeconfig
+	c.Kubernetes.AgentImage = cl.AgentImage
+	c.Kubernetes.StopGrace = "20s"
+	if mutate != nil {
+		mutate(c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	k, err := New(c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, cl
+}
+
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) backend.Backend {
+		k, _ := newBackend(t, nil)
+		return k
+	})
+}
+
+func spec(t *testing.T, user, password string) backend.Spec {
+	t.Helper()
+	hash, err := secret.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backend.Spec{User: user, Agent: backend.AgentSpec{PasswordHash: hash, ControlToken: "ctl-" + user + "-0123456789", Secrets: []string{"warehouse-pw-s3cr3t-" + user}}}
+}
+
+func nop(backend.Event) {}
+
+// TestPodSpecAndEventsHoldNoSecret: the password hash, the control token
+// and resolved secrets reach the agent only through the Secret: not the
+// pod's env, args or annotations, nor any event.
+func TestPodSpecAndEventsHoldNoSecret(t *testing.T) {
+	k, _ := newBackend(t, nil)
+	s := spec(t, "k8s-nosecret", "pw-nosecret")
+	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
+	var progress []string
+	srv, err := k.Up(t.Context(), s, func(e backend.Event) { progress = append(progress, e.Message) })
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if srv.ControlToken != s.Agent.ControlToken {
+		t.Errorf("Up's ControlToken = %q, want the spec's", srv.ControlToken)
+	}
+	st, err := k.Status(t.Context(), s.User)
+	if err != nil || st.ControlToken != s.Agent.ControlToken || !st.Ready {
+		t.Errorf("Status = %+v, %v; want ready with the control token (for save and down)", st, err)
+	}
+	pod, err := k.cs.CoreV1().Pods(k.ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	podJSON, _ := json.Marshal(pod)
+	evs, err := k.cs.CoreV1().Events(k.ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evJSON, _ := json.Marshal(evs)
+	for _, v := range []string{s.Agent.PasswordHash, s.Agent.ControlToken, s.Agent.Secrets[0]} {
+		for name, text := range map[string]string{"pod": string(podJSON), "events": string(evJSON), "progress": strings.Join(progress, "\n")} {
+			if strings.Contains(text, v) {
+				t.Errorf("%s holds the secret value %.12q...", name, v)
+			}
+		}
+	}
+	if pod.Spec.AutomountServiceAccountToken == nil || *pod.Spec.AutomountServiceAccountToken {
+		t.Error("the pod mounts a service account token: kernels could read the Secret from the API")
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, m := range c.VolumeMounts {
+			if m.Name == "spec" {
+				t.Errorf("container %s mounts the spec Secret; only the init container may", c.Name)
+			}
+		}
+	}
+	// The events told how it went: scheduled, pulled, started.
+	joined := strings.Join(progress, "\n")
+	for _, want := range []string{"Scheduled", "Started"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("progress has no %s event:\n%s", want, joined)
+		}
+	}
+	// And the agent removed its copy of the spec.
+	out, err := k.exec(t, s.User, "ls", "-A", runDir)
+	if err != nil || strings.Contains(out, "spec.json") {
+		t.Errorf("ls %s in the pod = %q, %v; want no spec.json", runDir, out, err)
+	}
+}
+
+// TestMissingImageFailsFast: an image that does not exist fails in
+// seconds, naming the image, and leaves no pod behind.
+func TestMissingImageFailsFast(t *testing.T) {
+	k, _ := newBackend(t, func(c *config.Config) { c.Image = "spinbook.invalid/no-such-image:1" })
+	s := spec(t, "k8s-noimage", "pw")
+	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
+	began := time.Now()
+	_, err := k.Up(t.Context(), s, nop)
+	took := time.Since(began)
+	if err == nil || !strings.Contains(err.Error(), "spinbook.invalid/no-such-image:1") || !strings.Contains(err.Error(), "cannot be pulled") {
+		t.Fatalf("Up = %v, want an error naming the image that cannot be pulled", err)
+	}
+	if took > 45*time.Second {
+		t.Errorf("Up took %s to fail, want seconds", took)
+	}
+	if st, err := k.Status(t.Context(), s.User); err != nil || st.State != backend.Absent {
+		t.Errorf("after the failure Status = %+v, %v; want Absent", st, err)
+	}
+}
+
+// TestUnschedulableSaysWhatIsShort: a size no node has room for fails
+// at once, saying which resource is short.
+func TestUnschedulableSaysWhatIsShort(t *testing.T) {
+	k, _ := newBackend(t, func(c *config.Config) {
+		c.Sizes = map[string]config.Size{"huge": {CPUs: "512", GPUs: "1"}}
+	})
+	s := spec(t, "k8s-huge", "pw")
+	s.Size = "huge"
+	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
+	_, err := k.Up(t.Context(), s, nop)
+	if err == nil || !strings.Contains(err.Error(), "no node can run it") || !strings.Contains(err.Error(), "Insufficient") {
+		t.Fatalf("Up = %v, want an error saying which resource is short", err)
+	}
+}
+
+// TestUnboundClaimFailsClearly: a workspace claim of a StorageClass that
+// does not exist fails with what the cluster said, not a timeout.
+func TestUnboundClaimFailsClearly(t *testing.T) {
+	k, _ := newBackend(t, func(c *config.Config) { c.Kubernetes.StorageClass = "no-such-class" })
+	s := spec(t, "k8s-nopvc", "pw")
+	t.Cleanup(func() {
+		k.Down(context.Background(), s.User, nop)
+		k.Purge(context.Background(), s.User, nop)
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	_, err := k.Up(ctx, s, nop)
+	if err == nil || !strings.Contains(err.Error(), "does not bind") {
+		t.Fatalf("Up = %v, want an error saying the workspace claim does not bind", err)
+	}
+}
+
+// TestWorkspaceSurvivesDownUpAndPurge: a file in the workspace is there
+// after down and up (the claim is kept); Purge deletes the claim.
+func TestWorkspaceSurvivesDownUpAndPurge(t *testing.T) {
+	k, _ := newBackend(t, nil)
+	s := spec(t, "k8s-keep", "pw")
+	t.Cleanup(func() {
+		k.Down(context.Background(), s.User, nop)
+		k.Purge(context.Background(), s.User, nop)
+	})
+	if _, err := k.Up(t.Context(), s, nop); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := k.exec(t, s.User, "sh", "-c", "echo kept > /home/jovyan/work/note.txt && id -u"); err != nil || strings.TrimSpace(out) != "1000" {
+		t.Fatalf("write a file as the image's user: %q, %v", out, err)
+	}
+	if err := k.Purge(t.Context(), s.User, nop); err == nil {
+		t.Error("Purge while the server runs succeeded, want an error")
+	}
+	if err := k.Down(t.Context(), s.User, nop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.cs.CoreV1().PersistentVolumeClaims(k.ns).Get(t.Context(), PVCName(s.User), metav1.GetOptions{}); err != nil {
+		t.Fatalf("the workspace claim is gone after Down: %v", err)
+	}
+	if _, err := k.Up(t.Context(), s, nop); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := k.exec(t, s.User, "cat", "/home/jovyan/work/note.txt"); err != nil || strings.TrimSpace(out) != "kept" {
+		t.Fatalf("after down and up, note.txt = %q, %v; want kept", out, err)
+	}
+	if err := k.Down(t.Context(), s.User, nop); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Purge(t.Context(), s.User, nop); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, func() bool {
+		_, err := k.cs.CoreV1().PersistentVolumeClaims(k.ns).Get(t.Context(), PVCName(s.User), metav1.GetOptions{})
+		return err != nil
+	})
+}
+
+func waitGone(t *testing.T, gone func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !gone() {
+		if time.Now().After(deadline) {
+			t.Fatal("still there after a minute")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// exec runs cmd in user's notebook container, through kubectl.
+func (k *Kubernetes) exec(t *testing.T, user string, cmd ...string) (string, error) {
+	t.Helper()
+	cl := k8stest.Get(t, "")
+	return cl.Kubectl(append([]string{"-n", k.ns, "exec", PodName(user), "-c", mainName, "--"}, cmd...)...)
+}
+
+func TestSizeMapsToPodSpec(t *testing.T) {
+	c := config.Default()
+	c.Backend = "kubernetes"
+	c.Kubernetes.AgentImage = "agent:1"
+	c.Sizes = map[string]config.Size{"gpu": {
+		CPUs: "8", Memory: "64GiB", GPUs: "2", Shm: "16GiB",
+		NodeSelector: map[string]string{"nvidia.com/gpu.product": "A10G"},
+		Tolerations:  []config.Toleration{{Key: "nvidia.com/gpu", Operator: "Exists", Effect: "NoSchedule"}},
+	}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := podSpec(c, backend.Spec{User: "u", Size: "gpu"}, c.Sizes["gpu"])
+	r := p.Spec.Containers[0].Resources
+	if r.Limits.Cpu().String() != "8" || r.Limits.Memory().String() != "64Gi" || r.Limits.Name("nvidia.com/gpu", "").String() != "2" || r.Requests.Cpu().String() != "8" {
+		t.Errorf("resources = %+v", r)
+	}
+	if p.Spec.NodeSelector["nvidia.com/gpu.product"] != "A10G" || len(p.Spec.Tolerations) != 1 || p.Spec.Tolerations[0].Operator != corev1.TolerationOpExists {
+		t.Errorf("placement = %v %v", p.Spec.NodeSelector, p.Spec.Tolerations)
+	}
+	main := p.Spec.Containers[0]
+	if main.ReadinessProbe.HTTPGet.Path != "/readyz" || main.LivenessProbe.HTTPGet.Path != "/healthz" || main.LivenessProbe.HTTPGet.Port.StrVal != healthName {
+		t.Errorf("probes = %+v %+v, want /readyz and /healthz on the health port", main.ReadinessProbe, main.LivenessProbe)
+	}
+	if g := *p.Spec.TerminationGracePeriodSeconds; g < int64(c.Kubernetes.StopGraceDuration/time.Second) {
+		t.Errorf("terminationGracePeriodSeconds = %d, want at least stop_grace", g)
+	}
+	for _, e := range main.Env {
+		if e.Name != "SPINBOOK_AGENT_SPEC" {
+			t.Errorf("env %s: only the spec's path belongs in the env", e.Name)
+		}
+	}
+}
+
+// TestAccessChangeRestarts: Up with other access settings (a new password)
+// replaces the running pod, so that they take effect; the same settings
+// again leave it running.
+func TestAccessChangeRestarts(t *testing.T) {
+	k, _ := newBackend(t, nil)
+	s := spec(t, "k8s-digest", "pw-one")
+	s.AccessDigest = "digest-one"
+	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
+	if _, err := k.Up(t.Context(), s, nop); err != nil {
+		t.Fatal(err)
+	}
+	s2 := spec(t, "k8s-digest", "pw-two")
+	s2.AccessDigest = "digest-two"
+	srv, err := k.Up(t.Context(), s2, nop)
+	if err != nil || !srv.Started || srv.ControlToken != s2.Agent.ControlToken {
+		t.Fatalf("Up with a new password = %+v, %v; want a new server", srv, err)
+	}
+	srv, err = k.Up(t.Context(), s2, nop)
+	if err != nil || srv.Started || srv.AccessDigest != "digest-two" || srv.ControlToken == "" {
+		t.Fatalf("Up again = %+v, %v; want the running server, with its control token", srv, err)
+	}
+}
+
+// TestIngress: with kubernetes.ingress the server gets an Ingress USER.HOST
+// with the TLS secret in front of a ClusterIP Service, its URL is that
+// host, and Down removes the Ingress. (The test cluster runs no ingress
+// controller: what the controller does with it is not tested here.)
+func TestIngress(t *testing.T) {
+	k, _ := newBackend(t, func(c *config.Config) {
+		c.Kubernetes.Ingress = config.KubernetesIngress{Class: "nginx", Host: "nb.example.test", TLSSecret: "nb-wildcard"}
+	})
+	s := spec(t, "k8s-ing", "pw")
+	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
+	srv, err := k.Up(t.Context(), s, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.URL != "https://k8s-ing.nb.example.test/" || !srv.Ready {
+		t.Errorf("Up = %+v, want ready at https://k8s-ing.nb.example.test/", srv)
+	}
+	ing, err := k.cs.NetworkingV1().Ingresses(k.ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := ing.Spec.Rules[0]
+	if rule.Host != "k8s-ing.nb.example.test" || *ing.Spec.IngressClassName != "nginx" || len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName != "nb-wildcard" ||
+		rule.HTTP.Paths[0].Backend.Service.Name != PodName(s.User) {
+		t.Errorf("ingress = %+v", ing.Spec)
+	}
+	svc, err := k.cs.CoreV1().Services(k.ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{})
+	if err != nil || svc.Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Errorf("service = %+v, %v; want a ClusterIP behind the ingress", svc.Spec, err)
+	}
+	if err := k.Down(t.Context(), s.User, nop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.cs.NetworkingV1().Ingresses(k.ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{}); err == nil {
+		t.Error("the ingress is still there after Down")
+	}
+}
