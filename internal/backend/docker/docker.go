@@ -18,7 +18,6 @@
 package docker
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -516,34 +515,11 @@ func (d *Docker) failure(ctx context.Context, c *container.InspectResponse) stri
 		var buf bytes.Buffer
 		stdcopy.StdCopy(&buf, &buf, logs)
 		logs.Close()
-		if msg := agentError(buf.String()); msg != "" {
+		if msg := backend.AgentError(buf.String()); msg != "" {
 			return msg
 		}
 	}
 	return exitDetail(c.State)
-}
-
-// agentError finds the agent's "agent failed" line in a log and returns
-// its error, or "".
-func agentError(log string) string {
-	sc := bufio.NewScanner(strings.NewReader(log))
-	var found string
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.Contains(line, `msg="agent failed"`) && !strings.HasPrefix(line, "Error:") {
-			continue
-		}
-		if i := strings.Index(line, ` err=`); i >= 0 {
-			v := line[i+len(" err="):]
-			if s, err := strconv.QuotedPrefix(v); err == nil {
-				v, _ = strconv.Unquote(s)
-			}
-			found = v
-		} else if found == "" {
-			found = strings.TrimPrefix(line, "Error: ")
-		}
-	}
-	return found
 }
 
 func exitDetail(st *container.State) string {

@@ -15,25 +15,6 @@ import (
 	"github.com/spinbook/spinbook/internal/config"
 )
 
-func TestAgentError(t *testing.T) {
-	tests := []struct {
-		name, log, want string
-	}{
-		{"agent failed line", `time=x level=INFO msg="agent starting"
-time=x level=ERROR msg="agent failed" err="jupyter.command \"/x lab\": exec: not found; check the path or install Jupyter"
-Error: agent failed; see the log above`, `jupyter.command "/x lab": exec: not found; check the path or install Jupyter`},
-		{"cli error only", "Error: wait for agent spec: /run/spinbook/spec.json did not arrive within 2m0s\n", "wait for agent spec: /run/spinbook/spec.json did not arrive within 2m0s"},
-		{"nothing", "jupyter: [I] hello\n", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := agentError(tt.log); got != tt.want {
-				t.Errorf("agentError = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestAllowWithGateway(t *testing.T) {
 	c := &container.InspectResponse{NetworkSettings: &container.NetworkSettings{
 		Networks: map[string]*network.EndpointSettings{"spinbook": {Gateway: "172.20.0.1"}},

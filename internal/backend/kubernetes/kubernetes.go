@@ -27,7 +27,6 @@
 package kubernetes
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -738,33 +737,10 @@ func (k *Kubernetes) logHint(ctx context.Context, pod *corev1.Pod) string {
 	if err != nil {
 		return ""
 	}
-	if msg := agentError(string(data)); msg != "" {
+	if msg := backend.AgentError(string(data)); msg != "" {
 		return ": " + msg
 	}
 	return ""
-}
-
-// agentError finds the agent's "agent failed" line in a log and returns
-// its error, or "".
-func agentError(log string) string {
-	sc := bufio.NewScanner(strings.NewReader(log))
-	var found string
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.Contains(line, `msg="agent failed"`) && !strings.HasPrefix(line, "Error:") {
-			continue
-		}
-		if i := strings.Index(line, ` err=`); i >= 0 {
-			v := line[i+len(" err="):]
-			if s, err := strconv.QuotedPrefix(v); err == nil {
-				v, _ = strconv.Unquote(s)
-			}
-			found = v
-		} else if found == "" {
-			found = strings.TrimPrefix(line, "Error: ")
-		}
-	}
-	return found
 }
 
 func termDetail(t *corev1.ContainerStateTerminated) string {

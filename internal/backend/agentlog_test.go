@@ -1,0 +1,22 @@
+package backend
+
+import "testing"
+
+func TestAgentError(t *testing.T) {
+	tests := []struct {
+		name, log, want string
+	}{
+		{"agent failed line", `time=x level=INFO msg="agent starting"
+time=x level=ERROR msg="agent failed" err="jupyter.command \"/x lab\": exec: not found; check the path or install Jupyter"
+Error: agent failed; see the log above`, `jupyter.command "/x lab": exec: not found; check the path or install Jupyter`},
+		{"cli error only", "Error: wait for agent spec: /run/spinbook/spec.json did not arrive within 2m0s\n", "wait for agent spec: /run/spinbook/spec.json did not arrive within 2m0s"},
+		{"nothing", "jupyter: [I] hello\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := AgentError(tt.log); got != tt.want {
+				t.Errorf("AgentError = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
