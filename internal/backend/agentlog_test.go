@@ -1,6 +1,10 @@
 package backend
 
-import "testing"
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
 
 func TestAgentError(t *testing.T) {
 	tests := []struct {
@@ -18,5 +22,28 @@ Error: agent failed; see the log above`, `jupyter.command "/x lab": exec: not fo
 				t.Errorf("AgentError = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestReady(t *testing.T) {
+	status := http.StatusServiceUnavailable
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	client := srv.Client()
+	if Ready(client, srv.URL) {
+		t.Fatal("Ready with /readyz answering 503 = true")
+	}
+	status = http.StatusOK
+	if !Ready(client, srv.URL) {
+		t.Fatal("Ready with /readyz answering 200 = false")
+	}
+	if Ready(client, "http://127.0.0.1:1") {
+		t.Fatal("Ready with nothing listening = true")
 	}
 }

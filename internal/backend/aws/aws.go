@@ -28,9 +28,9 @@ var (
 // Tags on both stacks (CloudFormation passes them on to every resource
 // that takes tags).
 const (
-	tagManaged      = "managed-by"
+	tagManaged      = backend.LabelManaged
 	tagSite         = "spinbook.site"
-	tagUser         = "spinbook.user"
+	tagUser         = backend.LabelUser
 	tagRole         = "spinbook.role" // "site" or "instance"
 	tagSize         = "spinbook.size"
 	tagInstanceType = "spinbook.instance-type"

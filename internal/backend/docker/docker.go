@@ -59,16 +59,6 @@ var (
 	_ backend.Purger      = (*Docker)(nil)
 )
 
-// Labels on everything the backend creates.
-const (
-	labelManaged = "managed-by"
-	labelUser    = "spinbook.user"
-	labelSize    = "spinbook.size"
-	labelDigest  = "spinbook.access-digest" // Spec.AccessDigest: a hash of hashes
-	labelTLS     = "spinbook.tls"
-	managedBy    = "spinbook"
-)
-
 // Where things live inside a container.
 const (
 	agentDir   = "/spinbook"
@@ -144,7 +134,7 @@ func ContainerName(user string) string { return "spinbook-" + user }
 func VolumeName(user string) string    { return "spinbook-" + user + "-work" }
 
 func labels(user string) map[string]string {
-	return map[string]string{labelManaged: managedBy, labelUser: user}
+	return map[string]string{backend.LabelManaged: backend.ManagedBy, backend.LabelUser: user}
 }
 
 // Up implements backend.Backend.
@@ -166,7 +156,7 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 	if err != nil {
 		return backend.Server{}, err
 	}
-	if c != nil && c.State.Running && c.Config.Labels[labelDigest] != spec.AccessDigest {
+	if c != nil && c.State.Running && c.Config.Labels[backend.LabelAccessDigest] != spec.AccessDigest {
 		progress(backend.Event{Message: "the access settings (password, allowlist, trusted proxies or TLS) changed; restarting the server so that they take effect and old sessions end"})
 		if err := d.Down(ctx, user, progress); err != nil {
 			return backend.Server{}, err
@@ -245,13 +235,13 @@ func containerConfig(c *config.Config, spec backend.Spec, size config.Size, work
 	user := spec.User
 	lbl := labels(user)
 	if spec.Size != "" {
-		lbl[labelSize] = spec.Size
+		lbl[backend.LabelSize] = spec.Size
 	}
 	if spec.AccessDigest != "" {
-		lbl[labelDigest] = spec.AccessDigest
+		lbl[backend.LabelAccessDigest] = spec.AccessDigest
 	}
 	if spec.Agent.TLSCert != "" || spec.Agent.TLSSelfSigned {
-		lbl[labelTLS] = "true"
+		lbl[backend.LabelTLS] = "true"
 	}
 	grace := int(c.Docker.StopGraceDuration / time.Second)
 	init := true
@@ -479,18 +469,13 @@ func (d *Docker) waitReady(ctx context.Context, id string, progress func(backend
 			return backend.Server{}, fmt.Errorf("inspect container: %w", err)
 		}
 		if !c.State.Running {
-			user := c.Config.Labels[labelUser]
+			user := c.Config.Labels[backend.LabelUser]
 			return backend.Server{}, fmt.Errorf("the server did not start: %s (full log: spinbook logs --user %s)", d.failure(ctx, &c), user)
 		}
-		health := d.healthBase(&c)
-		if resp, err := hc.Get(health + "/readyz"); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				srv := d.describe(&c)
-				srv.State, srv.Ready, srv.Detail = backend.Running, true, ""
-				return srv, nil
-			}
+		if backend.Ready(hc, d.healthBase(&c)) {
+			srv := d.describe(&c)
+			srv.State, srv.Ready, srv.Detail = backend.Running, true, ""
+			return srv, nil
 		}
 		if time.Now().After(nextNote) {
 			progress(backend.Event{Message: fmt.Sprintf("waiting for Jupyter to answer (%s)", time.Since(began).Round(time.Second))})
@@ -608,14 +593,14 @@ func (d *Docker) Status(ctx context.Context, user string) (backend.Server, error
 func (d *Docker) List(ctx context.Context) ([]backend.Server, error) {
 	list, err := d.cli.ContainerList(ctx, container.ListOptions{
 		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", labelManaged+"="+managedBy), filters.Arg("label", labelUser)),
+		Filters: filters.NewArgs(filters.Arg("label", backend.LabelManaged+"="+backend.ManagedBy), filters.Arg("label", backend.LabelUser)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", d.explain(err))
 	}
 	var out []backend.Server
 	for _, s := range list {
-		user := s.Labels[labelUser]
+		user := s.Labels[backend.LabelUser]
 		if config.ValidateUser(user) != nil || s.Names == nil || !containsName(s.Names, ContainerName(user)) {
 			continue
 		}
@@ -676,7 +661,7 @@ func (d *Docker) inspect(ctx context.Context, user string) (*container.InspectRe
 		}
 		return nil, fmt.Errorf("inspect container %s: %w", ContainerName(user), d.explain(err))
 	}
-	if c.Config == nil || c.Config.Labels[labelManaged] != managedBy || c.Config.Labels[labelUser] != user {
+	if c.Config == nil || c.Config.Labels[backend.LabelManaged] != backend.ManagedBy || c.Config.Labels[backend.LabelUser] != user {
 		return nil, fmt.Errorf("container %s exists but was not made by spinbook for %s; rename or remove it", ContainerName(user), user)
 	}
 	return &c, nil
@@ -705,10 +690,7 @@ func (d *Docker) server(ctx context.Context, c *container.InspectResponse) backe
 	}
 	srv.State = backend.Running
 	hc := &http.Client{Timeout: time.Second}
-	if resp, err := hc.Get(d.healthBase(c) + "/readyz"); err == nil {
-		resp.Body.Close()
-		srv.Ready = resp.StatusCode == http.StatusOK
-	}
+	srv.Ready = backend.Ready(hc, d.healthBase(c))
 	hc.CloseIdleConnections()
 	if !srv.Ready {
 		srv.Detail = "Jupyter is starting or not answering"
@@ -718,11 +700,11 @@ func (d *Docker) server(ctx context.Context, c *container.InspectResponse) backe
 
 // describe fills what c's configuration says: user, URLs, workspace, start.
 func (d *Docker) describe(c *container.InspectResponse) backend.Server {
-	user := c.Config.Labels[labelUser]
-	srv := backend.Server{User: user, Backend: d.Name(), Workspace: "volume " + VolumeName(user), AccessDigest: c.Config.Labels[labelDigest]}
+	user := c.Config.Labels[backend.LabelUser]
+	srv := backend.Server{User: user, Backend: d.Name(), Workspace: "volume " + VolumeName(user), AccessDigest: c.Config.Labels[backend.LabelAccessDigest]}
 	if p := publishedPort(c, frontNat); p != 0 {
 		scheme := "http"
-		if c.Config.Labels[labelTLS] == "true" {
+		if c.Config.Labels[backend.LabelTLS] == "true" {
 			scheme = "https"
 		}
 		srv.URL = fmt.Sprintf("%s://%s/", scheme, net.JoinHostPort(d.urlHost(), strconv.Itoa(p)))

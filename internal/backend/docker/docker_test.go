@@ -161,8 +161,8 @@ func TestSizeSetsLimits(t *testing.T) {
 	if hc.NanoCPUs != 1_500_000_000 || hc.Memory != 512<<20 || hc.ShmSize != 128<<20 {
 		t.Errorf("NanoCpus, Memory, ShmSize = %d, %d, %d; want 1.5e9, 512MiB, 128MiB", hc.NanoCPUs, hc.Memory, hc.ShmSize)
 	}
-	if c.Config.Labels[labelSize] != "small" {
-		t.Errorf("labels = %v, want %s=small", c.Config.Labels, labelSize)
+	if c.Config.Labels[backend.LabelSize] != "small" {
+		t.Errorf("labels = %v, want %s=small", c.Config.Labels, backend.LabelSize)
 	}
 
 	s.Size = "huge"
@@ -266,12 +266,12 @@ func TestListAndSite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Config.Labels[labelManaged] != managedBy || c.Config.Labels[labelUser] != "site-a" {
+		if c.Config.Labels[backend.LabelManaged] != backend.ManagedBy || c.Config.Labels[backend.LabelUser] != "site-a" {
 			t.Errorf("container labels = %v", c.Config.Labels)
 		}
 	}
 	v, err := cli.VolumeInspect(t.Context(), VolumeName("site-a"))
-	if err != nil || v.Labels[labelManaged] != managedBy || v.Labels[labelUser] != "site-a" {
+	if err != nil || v.Labels[backend.LabelManaged] != backend.ManagedBy || v.Labels[backend.LabelUser] != "site-a" {
 		t.Errorf("volume = %+v, %v; want it labelled", v.Labels, err)
 	}
 	if err := d.Down(t.Context(), "site-a", nop); err != nil {

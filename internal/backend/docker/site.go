@@ -32,7 +32,7 @@ func (d *Docker) ensureNetwork(ctx context.Context, progress func(backend.Event)
 	progress(backend.Event{Message: fmt.Sprintf("creating the Docker network %s", name)})
 	_, err = d.cli.NetworkCreate(ctx, name, network.CreateOptions{
 		Driver: "bridge",
-		Labels: map[string]string{labelManaged: managedBy},
+		Labels: map[string]string{backend.LabelManaged: backend.ManagedBy},
 	})
 	if err != nil && !cerrdefs.IsConflict(err) { // another command made it meanwhile
 		return fmt.Errorf("create network %s: %w", name, err)
@@ -52,13 +52,13 @@ func (d *Docker) SiteDown(ctx context.Context, progress func(backend.Event)) err
 	if err != nil {
 		return fmt.Errorf("inspect network %s: %w", name, d.explain(err))
 	}
-	if n.Labels[labelManaged] != managedBy {
+	if n.Labels[backend.LabelManaged] != backend.ManagedBy {
 		progress(backend.Event{Message: fmt.Sprintf("network %s was not made by spinbook; leaving it", name)})
 		return nil
 	}
 	servers, err := d.cli.ContainerList(ctx, container.ListOptions{
 		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", labelManaged+"="+managedBy), filters.Arg("network", n.ID)),
+		Filters: filters.NewArgs(filters.Arg("label", backend.LabelManaged+"="+backend.ManagedBy), filters.Arg("network", n.ID)),
 	})
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
@@ -66,7 +66,7 @@ func (d *Docker) SiteDown(ctx context.Context, progress func(backend.Event)) err
 	if len(servers) > 0 || len(n.Containers) > 0 {
 		var users []string
 		for _, s := range servers {
-			users = append(users, s.Labels[labelUser])
+			users = append(users, s.Labels[backend.LabelUser])
 		}
 		return fmt.Errorf("network %s is still in use by %d container(s) (servers of: %s); run `spinbook down` for each first",
 			name, max(len(servers), len(n.Containers)), strings.Join(users, ", "))

@@ -64,15 +64,9 @@ var (
 	_ backend.Purger  = (*Kubernetes)(nil)
 )
 
-// Labels on everything the backend creates.
-const (
-	labelManaged = "managed-by"
-	labelUser    = "spinbook.user"
-	labelSize    = "spinbook.size"
-	annotDigest  = "spinbook.access-digest" // an annotation: 64 hex digits, too long for a label
-	labelTLS     = "spinbook.tls"
-	managedBy    = "spinbook"
-)
+// annotDigest carries Spec.AccessDigest as an annotation: 64 hex digits
+// are too long for a label value.
+const annotDigest = backend.LabelAccessDigest
 
 // Where things live inside the pod.
 const (
@@ -154,11 +148,11 @@ func PodName(user string) string { return "spinbook-" + user }
 func PVCName(user string) string { return "spinbook-" + user + "-work" }
 
 func labels(user string) map[string]string {
-	return map[string]string{labelManaged: managedBy, labelUser: user}
+	return map[string]string{backend.LabelManaged: backend.ManagedBy, backend.LabelUser: user}
 }
 
 func selector(user string) string {
-	return labelManaged + "=" + managedBy + "," + labelUser + "=" + user
+	return backend.LabelManaged + "=" + backend.ManagedBy + "," + backend.LabelUser + "=" + user
 }
 
 func (k *Kubernetes) meta(user string) metav1.ObjectMeta {
@@ -324,14 +318,14 @@ func podSpec(c *config.Config, spec backend.Spec, size config.Size) *corev1.Pod 
 	user := spec.User
 	lbl := labels(user)
 	if spec.Size != "" {
-		lbl[labelSize] = spec.Size
+		lbl[backend.LabelSize] = spec.Size
 	}
 	annot := map[string]string{}
 	if spec.AccessDigest != "" {
 		annot[annotDigest] = spec.AccessDigest
 	}
 	if spec.Agent.TLSCert != "" || spec.Agent.TLSSelfSigned {
-		lbl[labelTLS] = "true"
+		lbl[backend.LabelTLS] = "true"
 	}
 	workspace := path.Join(kc.Home, "work")
 	grace := int64((kc.StopGraceDuration + 15*time.Second) / time.Second)
@@ -601,7 +595,7 @@ func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(b
 		if podReady(pod) {
 			srv := k.describe(ctx, pod)
 			// The pod is ready; wait until the Service answers from here too.
-			if srv.HealthURL == "" || reachable(hc, strings.TrimSuffix(srv.HealthURL, "/healthz")+"/readyz") {
+			if srv.HealthURL == "" || backend.Ready(hc, strings.TrimSuffix(srv.HealthURL, "/healthz")) {
 				srv.State, srv.Ready, srv.Detail = backend.Running, true, ""
 				return srv, nil
 			}
@@ -616,16 +610,6 @@ func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(b
 		case <-time.After(progressTick):
 		}
 	}
-}
-
-func reachable(hc *http.Client, u string) bool {
-	resp, err := hc.Get(u)
-	if err != nil {
-		return false
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 func phase(p *corev1.Pod) string {
@@ -669,7 +653,7 @@ const pvcBindGrace = 15 * time.Second
 
 // stuck says why pod cannot become ready, or "" while it may still.
 func (k *Kubernetes) stuck(ctx context.Context, pod *corev1.Pod, waited time.Duration) string {
-	user := pod.Labels[labelUser]
+	user := pod.Labels[backend.LabelUser]
 	if pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
 		return podEnd(pod) + k.logHint(ctx, pod)
 	}
@@ -874,14 +858,14 @@ func (k *Kubernetes) Status(ctx context.Context, user string) (backend.Server, e
 
 // List implements backend.Backend: every pod labelled as spinbook's.
 func (k *Kubernetes) List(ctx context.Context) ([]backend.Server, error) {
-	pods, err := k.cs.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{LabelSelector: labelManaged + "=" + managedBy + "," + labelUser})
+	pods, err := k.cs.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{LabelSelector: backend.LabelManaged + "=" + backend.ManagedBy + "," + backend.LabelUser})
 	if err != nil {
 		return nil, fmt.Errorf("list pods in %s: %w", k.ns, k.explain(err))
 	}
 	var out []backend.Server
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		user := p.Labels[labelUser]
+		user := p.Labels[backend.LabelUser]
 		if config.ValidateUser(user) != nil || p.Name != PodName(user) {
 			continue
 		}
@@ -924,7 +908,7 @@ func (k *Kubernetes) pod(ctx context.Context, user string) (*corev1.Pod, error) 
 		}
 		return nil, fmt.Errorf("get pod %s/%s: %w", k.ns, PodName(user), k.explain(err))
 	}
-	if p.Labels[labelManaged] != managedBy || p.Labels[labelUser] != user {
+	if p.Labels[backend.LabelManaged] != backend.ManagedBy || p.Labels[backend.LabelUser] != user {
 		return nil, fmt.Errorf("pod %s/%s exists but was not made by spinbook for %s; rename or remove it", k.ns, p.Name, user)
 	}
 	return p, nil
@@ -964,7 +948,7 @@ func (k *Kubernetes) server(ctx context.Context, p *corev1.Pod) backend.Server {
 
 // describe fills what the pod and its Service say: URLs, workspace, start.
 func (k *Kubernetes) describe(ctx context.Context, p *corev1.Pod) backend.Server {
-	user := p.Labels[labelUser]
+	user := p.Labels[backend.LabelUser]
 	kc := k.cfg.Kubernetes
 	srv := backend.Server{
 		User: user, Backend: k.Name(), AccessDigest: p.Annotations[annotDigest],
@@ -974,7 +958,7 @@ func (k *Kubernetes) describe(ctx context.Context, p *corev1.Pod) backend.Server
 		srv.StartedAt = p.Status.StartTime.UTC().Truncate(time.Second)
 	}
 	scheme := "http"
-	if p.Labels[labelTLS] == "true" {
+	if p.Labels[backend.LabelTLS] == "true" {
 		scheme = "https"
 	}
 	if kc.Ingress.Host != "" {

@@ -228,18 +228,14 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 func (l *Local) waitReady(ctx context.Context, rec *record, exited <-chan struct{}, progress func(backend.Event)) (backend.Server, error) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	defer client.CloseIdleConnections()
-	readyURL := l.healthBase(rec) + "/readyz"
+	health := l.healthBase(rec)
 	began := time.Now()
 	nextNote := began.Add(3 * time.Second)
 	for {
-		if resp, err := client.Get(readyURL); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				srv := l.server(rec)
-				srv.Ready = true
-				return srv, nil
-			}
+		if backend.Ready(client, health) {
+			srv := l.server(rec)
+			srv.Ready = true
+			return srv, nil
 		}
 		if !proc.Alive(rec.PID, rec.Start) {
 			return backend.Server{}, fmt.Errorf("the server did not start: %s (full log: spinbook logs --user %s)", l.exitReason(rec.User), rec.User)
@@ -396,10 +392,7 @@ func (l *Local) server(rec *record) backend.Server {
 	}
 	srv.State = backend.Running
 	client := &http.Client{Timeout: time.Second}
-	if resp, err := client.Get(l.healthBase(rec) + "/readyz"); err == nil {
-		resp.Body.Close()
-		srv.Ready = resp.StatusCode == http.StatusOK
-	}
+	srv.Ready = backend.Ready(client, l.healthBase(rec))
 	client.CloseIdleConnections()
 	if !srv.Ready {
 		srv.Detail = "Jupyter is starting or not answering"
