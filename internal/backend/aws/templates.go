@@ -266,7 +266,7 @@ func SiteTemplate(cfg *config.Config) *cfn.Template {
 	t.Resources["TaskBoundary"] = &iam.ManagedPolicy{
 		Description:    cfn.String("spinbook " + site + ": the most a server's task role may do"),
 		Path:           cfn.String(rolePath(site)),
-		PolicyDocument: policy(append(modelStoreStatements(cfg), deleteStackStatement(InstanceStackName(site, "*")))...),
+		PolicyDocument: policy(append(modelStoreBoundary(cfg), deleteStackStatement(InstanceStackName(site, "*")))...),
 	}
 	t.Resources["StackRole"] = stackRole(site)
 
