@@ -2,8 +2,11 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +18,8 @@ import (
 
 func newAgent(e *env) *cobra.Command {
 	var specPath, specEnv string
+	var specFD int
+	var asInit bool
 	var waitSpec time.Duration
 	cmd := &cobra.Command{
 		Use:    "agent",
@@ -29,7 +34,25 @@ removed.`,
 			if specPath == "" {
 				specPath = os.Getenv("SPINBOOK_AGENT_SPEC")
 			}
-			if specPath == "" && specEnv == "" {
+			switch {
+			case specEnv != "":
+				// First the spec leaves the environment: into a memfd, and
+				// this process re-executes itself without the variable
+				// (as PID 1, the init that runs the agent proper).
+				return backend.ExecWithSpecFD(specEnv, func(fd int) []string {
+					args := []string{"agent", "--spec-fd", strconv.Itoa(fd)}
+					if os.Getpid() == 1 {
+						args = append(args, "--init")
+					}
+					if e.debug {
+						args = append(args, "--debug")
+					}
+					return args
+				})
+			case asInit:
+				os.Exit(runAgentInit(e, specFD))
+			}
+			if specPath == "" && specFD < 0 {
 				return usagef("agent: no spec: pass --spec FILE or set SPINBOOK_AGENT_SPEC")
 			}
 			level := slog.LevelInfo
@@ -38,14 +61,14 @@ removed.`,
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 			var err error
-			if waitSpec > 0 && specEnv == "" {
+			if waitSpec > 0 && specFD < 0 {
 				if err = waitForSpec(cmd.Context(), specPath, waitSpec); err != nil {
 					return err
 				}
 			}
 			var spec backend.AgentSpec
-			if specEnv != "" {
-				spec, err = backend.AgentSpecFromEnv(specEnv)
+			if specFD >= 0 {
+				spec, err = backend.AgentSpecFromFD(specFD)
 			} else {
 				spec, err = backend.ReadAgentSpec(specPath)
 			}
@@ -75,10 +98,42 @@ removed.`,
 		},
 	}
 	cmd.Flags().StringVar(&specPath, "spec", "", "the agent spec file written by the backend")
-	cmd.Flags().StringVar(&specEnv, "spec-env", "", "read the spec from this environment variable (aws: injected by ECS from Secrets Manager), then unset it")
+	cmd.Flags().StringVar(&specEnv, "spec-env", "", "take the spec from this environment variable (aws: injected by ECS from Secrets Manager) and re-execute without it")
+	cmd.Flags().IntVar(&specFD, "spec-fd", -1, "read the spec from this descriptor and close it (--spec-env hands it over so)")
+	cmd.Flags().BoolVar(&asInit, "init", false, "be PID 1: run the agent as a child with --spec-fd, forward signals, reap orphans")
+	cmd.Flags().MarkHidden("spec-fd")
+	cmd.Flags().MarkHidden("init")
 	cmd.Flags().DurationVar(&waitSpec, "wait-spec", 0, "wait this long for the spec file to appear (container backends hand it over after start)")
 	cmd.AddCommand(newAgentReceiveSpec(), newAgentReadControlToken(), newAgentStage())
 	return cmd
+}
+
+// runAgentInit is the agent's PID 1 (agent.RunInit): it runs the agent
+// proper as its child, handing it the spec's descriptor, which it closes
+// itself without reading, and returns the status to exit with.
+func runAgentInit(e *env, specFD int) int {
+	self, err := os.Executable()
+	if err == nil && specFD < 0 {
+		err = errors.New("--init needs --spec-fd")
+	}
+	if err != nil {
+		fmt.Fprintln(e.stderr, "Error: agent init:", err)
+		return exitFailure
+	}
+	spec := os.NewFile(uintptr(specFD), "spinbook-agent-spec")
+	args := []string{"agent", "--spec-fd", "3"} // the first of ExtraFiles
+	if e.debug {
+		args = append(args, "--debug")
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{spec}
+	code, err := agent.RunInit(cmd, func() { spec.Close() })
+	if err != nil {
+		fmt.Fprintln(e.stderr, "Error:", err)
+		return exitFailure
+	}
+	return code
 }
 
 // errAgentLogged: the agent already logged why it failed.

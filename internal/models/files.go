@@ -151,10 +151,16 @@ func wrapGet(s Store, name string, err error) error {
 	return e
 }
 
+// BundlesPrefix is the part of the store that holds the git bundles of
+// every user's work, BundlesPrefix + <user>/<file>. Servers may create
+// bundles only under their own user's part, and delete none (see the
+// model store's policy in docs/models.md).
+const BundlesPrefix = "spinbook/bundles/"
+
 // BundleName is where a git bundle of user's work is kept in the store:
 // spinbook/bundles/<user>/<file>.
 func BundleName(user, file string) (string, error) {
-	name := "spinbook/bundles/" + user + "/" + file
+	name := BundlesPrefix + user + "/" + file
 	if strings.Contains(user, "/") || strings.Contains(file, "/") {
 		return "", fmt.Errorf("%w %q: user and file name must not contain /", ErrInvalidName, name)
 	}

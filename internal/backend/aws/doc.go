@@ -20,9 +20,12 @@
 // hash, tokens, passwords) as one Secrets Manager secret,
 // spinbook/SITE/USER/agent-spec; the task definition names that secret
 // and version in `secrets: valueFrom`, so ECS, with the execution role no
-// container can assume, injects it as the variable SPINBOOK_AGENT_SPEC_JSON;
-// the agent reads it, unsets it and makes itself non-dumpable, so that
-// neither Jupyter, kernels nor /proc show it. No secret is ever a stack
+// container can assume, injects it as the variable SPINBOOK_AGENT_SPEC_JSON.
+// The agent is the container's PID 1 (no docker-init, whose environment
+// would keep the variable): it moves the spec into a memfd and
+// re-executes itself without the variable (backend.ExecWithSpecFD), then
+// runs the agent proper as a child and reaps orphans (agent.RunInit), so
+// that no process's /proc/PID/environ holds the spec. No secret is ever a stack
 // parameter, a template value, user data or plain task environment.
 //
 // The stacks are the truth about what runs: they carry the tags

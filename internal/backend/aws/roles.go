@@ -39,25 +39,6 @@ func deleteStackStatement(stack string) map[string]any {
 		cfn.Sub("arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/"+stack+"/*"))
 }
 
-// modelStoreStatements allow the AWS S3 model store's prefix, if there is
-// one: listing it, reading and writing its objects.
-func modelStoreStatements(cfg *config.Config) []map[string]any {
-	bucket, prefix, ok := modelStore(cfg)
-	if !ok {
-		return nil
-	}
-	return []map[string]any{
-		{
-			"Effect":    "Allow",
-			"Action":    []string{"s3:ListBucket"},
-			"Resource":  cfn.Sub("arn:${AWS::Partition}:s3:::" + bucket),
-			"Condition": map[string]any{"StringLike": map[string]any{"s3:prefix": []string{prefix + "*"}}},
-		},
-		statement([]string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"},
-			cfn.Sub("arn:${AWS::Partition}:s3:::"+bucket+"/"+prefix+"*")),
-	}
-}
-
 // taskRole is the task role of user's server: the model store, and
 // deleting its own stack, within the site's boundary.
 func taskRole(cfg *config.Config, user string) *iam.Role {
@@ -66,7 +47,7 @@ func taskRole(cfg *config.Config, user string) *iam.Role {
 		PolicyName:     "delete-own-stack",
 		PolicyDocument: policy(deleteStackStatement(InstanceStackName(site, user))),
 	}}
-	if st := modelStoreStatements(cfg); st != nil {
+	if st := modelStoreStatements(cfg, user); st != nil {
 		policies = append(policies, iam.Role_Policy{PolicyName: "model-store", PolicyDocument: policy(st...)})
 	}
 	return &iam.Role{

@@ -29,12 +29,13 @@ const (
 
 // Where things are on the instance and in the container.
 const (
-	hostAgentDir   = "/opt/spinbook/bin" // user data puts the agent here
-	agentMount     = "/spinbook"         // ... and the task mounts it here, read-only
-	containerHome  = "/home/jovyan"      // the docker-stacks images' user
-	workspacePath  = containerHome + "/work"
-	runDir         = "/run/spinbook" // a tmpfs: exit.json, jupyter.json
-	specEnv        = "SPINBOOK_AGENT_SPEC_JSON"
+	hostAgentDir  = "/opt/spinbook/bin" // user data puts the agent here
+	agentMount    = "/spinbook"         // ... and the task mounts it here, read-only
+	containerHome = "/home/jovyan"      // the docker-stacks images' user
+	workspacePath = containerHome + "/work"
+	runDir        = "/run/spinbook" // a tmpfs: exit.json, jupyter.json
+	// SpecEnv is the variable ECS injects the agent spec in.
+	SpecEnv        = "SPINBOOK_AGENT_SPEC_JSON"
 	containerName  = "notebook"
 	stopTimeoutSec = 120
 )
@@ -266,7 +267,7 @@ func SiteTemplate(cfg *config.Config) *cfn.Template {
 	t.Resources["TaskBoundary"] = &iam.ManagedPolicy{
 		Description:    cfn.String("spinbook " + site + ": the most a server's task role may do"),
 		Path:           cfn.String(rolePath(site)),
-		PolicyDocument: policy(append(modelStoreStatements(cfg), deleteStackStatement(InstanceStackName(site, "*")))...),
+		PolicyDocument: policy(append(modelStoreBoundary(cfg), deleteStackStatement(InstanceStackName(site, "*")))...),
 	}
 	t.Resources["StackRole"] = stackRole(site)
 
@@ -290,6 +291,13 @@ func SiteTemplate(cfg *config.Config) *cfn.Template {
 	export(exportLogGroup, cfn.Ref("LogGroup"), "the servers' log group")
 	export(exportAgentBucket, cfn.Ref("AgentBucket"), "the bucket the agent binary is fetched from")
 	return t
+}
+
+// AgentCommand is what the task runs, as PID 1 of its container: the
+// agent binary the instance bind-mounts, with the spec in the variable
+// SpecEnv.
+func AgentCommand() []string {
+	return []string{agentMount + "/spinbook", "agent", "--spec-env", SpecEnv}
 }
 
 // listenerPorts are the ports the load balancers listen on: 443 and 80
@@ -517,8 +525,8 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		// The image stays as it is: the agent comes from the instance,
 		// bind-mounted, and is the entrypoint; Command replaces the image's
 		// CMD, which would otherwise follow as arguments.
-		EntryPoint: []string{agentMount + "/spinbook"},
-		Command:    []string{"agent", "--spec-env", specEnv},
+		EntryPoint: AgentCommand()[:1],
+		Command:    AgentCommand()[1:],
 		Essential:  cfn.Bool(true),
 		PortMappings: []ecs.TaskDefinition_PortMapping{
 			{ContainerPort: cfn.Int(frontPort), HostPort: cfn.Int(frontPort), Protocol: cfn.String("tcp")},
@@ -526,9 +534,10 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		},
 		// The spec (password hash, tokens, passwords) arrives by ECS from
 		// Secrets Manager, pinned to this deployment's version; the agent
-		// reads the variable, then unsets it.
+		// moves it to a memfd and re-executes itself without the
+		// variable (backend.ExecWithSpecFD).
 		Secrets: []ecs.TaskDefinition_Secret{{
-			Name:      specEnv,
+			Name:      SpecEnv,
 			ValueFrom: cfn.Sub("${" + paramSpecSecretARN + "}:::${" + paramSpecVersionID + "}"),
 		}},
 		MountPoints: []ecs.TaskDefinition_MountPoint{
@@ -536,7 +545,12 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 			{SourceVolume: cfn.String("workspace"), ContainerPath: cfn.String(workspacePath)},
 		},
 		LinuxParameters: &ecs.TaskDefinition_LinuxParameters{
-			InitProcessEnabled: cfn.Bool(true),
+			// No docker-init: it would keep the spec variable in its
+			// environment block, readable from /proc/1/environ by the
+			// kernels (same user). The agent is PID 1, takes the spec out
+			// of its environment by re-executing itself, and reaps
+			// orphans as an init does (agent.RunInit).
+			InitProcessEnabled: cfn.Bool(false),
 			Tmpfs:              []ecs.TaskDefinition_Tmpfs{{ContainerPath: cfn.String(runDir), Size: 16, MountOptions: []string{"mode=1777"}}},
 		},
 		LogConfiguration: &ecs.TaskDefinition_LogConfiguration{LogDriver: "awslogs", Options: map[string]string{

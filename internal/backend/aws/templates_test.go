@@ -282,3 +282,34 @@ func TestInstanceAdmitsOnlyALB(t *testing.T) {
 		}
 	}
 }
+
+// TestTaskRunsAgentAsPID1: the task runs AgentCommand with the spec
+// secret in SpecEnv and without docker-init, whose environment block would
+// keep the spec where a kernel reads it (/proc/1/environ); the agent is
+// PID 1 and hands the spec over itself (e2e TestAWSSpecInNoProcess).
+func TestTaskRunsAgentAsPID1(t *testing.T) {
+	for name, data := range rendered(t) {
+		if !strings.HasPrefix(name, "instance-") {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			tpl := parse(t, data)
+			containers := tpl.Resources["TaskDefinition"].Properties["ContainerDefinitions"].([]any)
+			c := containers[0].(map[string]any)
+			got := append(list(c["EntryPoint"]), list(c["Command"])...)
+			if !slices.Equal(got, AgentCommand()) {
+				t.Errorf("the task runs %q, want %q", got, AgentCommand())
+			}
+			if init := c["LinuxParameters"].(map[string]any)["InitProcessEnabled"]; init != false {
+				t.Errorf("InitProcessEnabled is %v: docker-init would be PID 1 and keep the spec in its environment", init)
+			}
+			secrets := c["Secrets"].([]any)
+			if len(secrets) != 1 || secrets[0].(map[string]any)["Name"] != SpecEnv {
+				t.Errorf("the task's secrets are %v, want only %s", secrets, SpecEnv)
+			}
+			if env, ok := c["Environment"]; ok {
+				t.Errorf("the task has a plain environment %v", env)
+			}
+		})
+	}
+}
