@@ -137,6 +137,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		CheckPassword:  hash.Verify,
 		Allow:          allow,
 		TrustedProxies: trusted,
+		Hosts:          a.hosts(),
 		Secure:         tlsCfg != nil || a.spec.BehindTLS,
 		Logger:         a.log,
 		Control:        a.controlHandler(),
@@ -301,4 +302,20 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// hosts are the names the front door answers to (spec.Hosts). A name a
+// backend found for the machine that is not a valid host name (an odd
+// os.Hostname) is left out with a warning rather than failing the server:
+// clients can still use its address or access.hosts.
+func (a *Agent) hosts() []string {
+	var out []string
+	for _, h := range a.spec.Hosts {
+		if _, err := gateway.NormalizeHost(h); err != nil {
+			a.log.Warn("host name left out of the front door's names", "err", err)
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 
 func newAgent(e *env) *cobra.Command {
 	var specPath, specEnv string
+	var hosts []string
 	var waitSpec time.Duration
 	cmd := &cobra.Command{
 		Use:    "agent",
@@ -52,6 +53,7 @@ removed.`,
 			if err != nil {
 				return err
 			}
+			spec.Hosts = append(spec.Hosts, hosts...)
 			// Its own last words pass the redactor too: an error may quote a secret.
 			redact := &secret.Redactor{}
 			redact.Add(spec.PasswordHash)
@@ -76,6 +78,7 @@ removed.`,
 	}
 	cmd.Flags().StringVar(&specPath, "spec", "", "the agent spec file written by the backend")
 	cmd.Flags().StringVar(&specEnv, "spec-env", "", "read the spec from this environment variable (aws: injected by ECS from Secrets Manager), then unset it")
+	cmd.Flags().StringArrayVar(&hosts, "host", nil, "one more name the front door answers to, known only where the server runs (aws: the load balancer's); repeatable")
 	cmd.Flags().DurationVar(&waitSpec, "wait-spec", 0, "wait this long for the spec file to appear (container backends hand it over after start)")
 	cmd.AddCommand(newAgentReceiveSpec(), newAgentReadControlToken(), newAgentStage())
 	return cmd

@@ -98,6 +98,15 @@ type Access struct {
 	// of the servers. Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
+	// Hosts lists more names the front door answers to, besides the host
+	// of the URL spinbook prints (and, on aws, the load balancer's name;
+	// on kubernetes the ingress host): a DNS name of your own pointing at
+	// the server, as in notebooks.example.com. A request whose Host is
+	// none of them, nor "localhost" nor an IP address, gets 421
+	// Misdirected Request, which stops DNS rebinding. Names only: no
+	// scheme, port or path. Default: none.
+	Hosts []string `yaml:"hosts"`
+
 	// PasswordHash is the argon2id hash of the login password, as printed
 	// by `spinbook password`. Empty: `spinbook up` generates a password,
 	// prints it once and keeps only its hash.

@@ -852,6 +852,7 @@ func TestPasswordChecksBounded(t *testing.T) {
 		g, err := New(Options{
 			Upstream: &url.URL{Scheme: "http", Host: "jupyter"},
 			Allow:    []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+			Hosts:    []string{"example.com"},
 			CheckPassword: func(string) bool {
 				inside.Add(1)
 				<-release

@@ -39,6 +39,11 @@ var (
 		Text:  "Your address is not on this server's allowlist.",
 		Hint:  "Ask the admin to add your network to access.allow.",
 	}
+	pageMisdirected = message{
+		Title: "Wrong address",
+		Text:  "This server does not answer to the name in this request.",
+		Hint:  "Open the server by the address spinbook printed; an admin can add more names with access.hosts.",
+	}
 	pageCrossSite = message{
 		Title: "Cross-site request refused",
 		Text:  "This request came from another site, so the server refused it.",

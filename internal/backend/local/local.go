@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -147,6 +148,9 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	as.CredentialsDir = filepath.Join(dir, "credentials")
 	as.BundleDir = filepath.Join(dir, "bundles")
 	as.InheritListeners = true
+	// The front door answers the name in the URL (server), besides
+	// access.hosts; an address it listens on needs no entry.
+	as.Hosts = append(slices.Clip(as.Hosts), urlHost(l.cfg.Local.Listen))
 	if err := backend.WriteAgentSpec(specPath, as); err != nil {
 		return backend.Server{}, err
 	}
