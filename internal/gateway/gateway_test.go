@@ -832,6 +832,7 @@ func TestLoginLimiterForgetsIdleClients(t *testing.T) {
 	l := newLoginLimiter()
 	now := newClock().Now()
 	for i := range 100 {
+		now = now.Add(time.Second / globalRate) // within the global limit
 		l.allow(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now)
 	}
 	if got := l.size(); got != 100 {
