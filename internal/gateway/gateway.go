@@ -319,12 +319,17 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Add
 		g.serveOwn(w, r, client)
 		return
 	case p == "/logout":
-		// Jupyter's own logout button.
-		if r.Method != http.MethodGet && r.Method != http.MethodPost {
-			g.methodNotAllowed(w, "GET, POST")
-			return
+		// Jupyter's own Logout button navigates here with a GET, which
+		// must not change anything (any site can make a browser send
+		// one): it gets a page whose form posts to the logout.
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			g.logoutPage(w, r)
+		case http.MethodPost:
+			g.logout(w, r, client)
+		default:
+			g.methodNotAllowed(w, "GET, HEAD, POST")
 		}
-		g.logout(w, r, client)
 		return
 	}
 

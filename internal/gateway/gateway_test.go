@@ -690,14 +690,13 @@ func TestSessionExpiry(t *testing.T) {
 	}
 }
 
-// Behaviour 2: logout, from our page or Jupyter's button, ends the
-// session on the server.
+// Behaviour 2: logout, a POST from our page (where Jupyter's button leads,
+// see TestLogoutGET) or to Jupyter's path, ends the session on the server.
 func TestLogout(t *testing.T) {
 	tests := []struct {
 		method, path string
 	}{
 		{http.MethodPost, "/spinbook/logout"},
-		{http.MethodGet, "/logout"},
 		{http.MethodPost, "/logout"},
 	}
 	for _, tt := range tests {
@@ -1285,7 +1284,9 @@ func TestSecurityHeaders(t *testing.T) {
 			return httptest.NewRequest(http.MethodGet, "/spinbook/other", nil)
 		}},
 		{name: "logout", wantCode: http.StatusSeeOther, request: func(*testing.T, *testEnv) *http.Request {
-			return httptest.NewRequest(http.MethodGet, "/logout", nil)
+			r := httptest.NewRequest(http.MethodPost, "/logout", nil)
+			r.Header.Set("Sec-Fetch-Site", "same-origin")
+			return r
 		}},
 		{name: "upstream down", wantCode: http.StatusBadGateway, request: func(t *testing.T, e *testEnv) *http.Request {
 			r := httptest.NewRequest(http.MethodGet, "/api/status", nil)
