@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spinbook/spinbook/internal/atomicfile"
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/gateway"
 	"github.com/spinbook/spinbook/internal/secret"
@@ -268,7 +269,7 @@ func (a *Agent) recordJupyter(j *jupyter) {
 		return
 	}
 	data, _ := json.Marshal(backend.ProcessRecord{PID: j.cmd.Process.Pid, Start: j.start})
-	if err := os.WriteFile(filepath.Join(a.spec.StateDir, "jupyter.json"), data, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(a.spec.StateDir, "jupyter.json"), data, 0o600); err != nil {
 		a.log.Warn("record jupyter process", "err", err)
 	}
 }
@@ -279,7 +280,7 @@ func WriteExit(stateDir string, code int, reason string) error {
 		return nil
 	}
 	data, _ := json.Marshal(backend.ExitRecord{Code: code, Reason: reason, At: time.Now().UTC().Format(time.RFC3339)})
-	return os.WriteFile(filepath.Join(stateDir, "exit.json"), data, 0o600)
+	return atomicfile.Write(filepath.Join(stateDir, "exit.json"), data, 0o600)
 }
 
 func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/spinbook/spinbook/internal/atomicfile"
 )
 
 // AgentSpec is what a backend hands the agent inside a server. It travels as
@@ -99,12 +101,7 @@ func WriteAgentSpec(path string, s AgentSpec) error {
 	if err != nil {
 		return fmt.Errorf("encode agent spec: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write agent spec: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("write agent spec: %w", err)
 	}
 	return nil

@@ -25,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/spinbook/spinbook/internal/atomicfile"
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/proc"
@@ -463,10 +464,10 @@ func (l *Local) writeRecord(rec *record) error {
 		return err
 	}
 	path := filepath.Join(l.serverDir(rec.User), "record.json")
-	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("write server record: %w", err)
 	}
-	return os.Rename(path+".tmp", path)
+	return nil
 }
 
 // lock serialises Up and Down for one user across processes.
