@@ -112,6 +112,13 @@ type Access struct {
 	// prints it once and keeps only its hash.
 	PasswordHash string `yaml:"password_hash"`
 
+	// InsecureHTTP accepts plain HTTP where it would cross a network: a
+	// load balancer without aws.certificate_arn, or a kubernetes ingress
+	// without tls_secret. Without it those configs are refused, since the
+	// password and the session cookie would travel in clear. For tests and
+	// closed networks only. Default: false.
+	InsecureHTTP bool `yaml:"insecure_http"`
+
 	// TLS makes the front door serve HTTPS: `self-signed` (a certificate
 	// made once per server; `up` prints its fingerprint) or {cert, key}
 	// (PEM files; key may be a secret reference). Plain HTTP is then
