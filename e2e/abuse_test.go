@@ -332,7 +332,17 @@ func TestSessionLifecycle(t *testing.T) {
 	t.Run("logout replay", func(t *testing.T) {
 		kept := newBrowser(t, s.URL, "")
 		kept.Jar.SetCookies(kept.base, b.Jar.Cookies(b.base))
-		if resp := b.do(t, http.MethodGet, "/logout", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		// A GET of /logout, from another site or anyone, only shows the form.
+		if resp := b.do(t, http.MethodGet, "/logout", nil, map[string]string{"Sec-Fetch-Site": "cross-site"}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /logout: %s, want the logout form", resp.Status)
+		}
+		if resp := kept.do(t, http.MethodGet, "/api/status", nil, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the session after a GET of /logout: %s, want still logged in", resp.Status)
+		}
+		if resp := b.do(t, http.MethodPost, "/logout", nil, map[string]string{"Origin": "http://evil.example"}); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("cross-site POST /logout: %s, want 403", resp.Status)
+		}
+		if resp := b.do(t, http.MethodPost, "/logout", nil, map[string]string{"Origin": b.origin()}); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("logout: %s", resp.Status)
 		}
 		if resp := kept.do(t, http.MethodGet, "/api/status", nil, nil); resp.StatusCode != http.StatusUnauthorized {

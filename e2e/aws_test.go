@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,7 +203,10 @@ func TestAgentSpecFromEnvironment(t *testing.T) {
 		PasswordHash: hash, ControlToken: "CANARY-control-token-from-env", BehindTLS: true,
 	}
 	data, _ := json.Marshal(spec)
-	cmd := exec.Command(bin, "agent", "--spec-env", "SPINBOOK_AGENT_SPEC_JSON")
+	// The load balancer's name comes as --host, as the task definition
+	// passes it (it exists only once the stack made the load balancer).
+	const albName = "spinbook-team-alice-1234567890.us-east-1.elb.amazonaws.com"
+	cmd := exec.Command(bin, "agent", "--spec-env", "SPINBOOK_AGENT_SPEC_JSON", "--host", albName)
 	cmd.Env = append(os.Environ(), "SPINBOOK_AGENT_SPEC_JSON="+string(data))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -241,6 +245,15 @@ func TestAgentSpecFromEnvironment(t *testing.T) {
 	cookie := resp.Header.Get("Set-Cookie")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(cookie, "__Host-spinbook-alice=") || !strings.Contains(cookie, "Secure") {
 		t.Errorf("login behind TLS: %d, Set-Cookie %q; want a __Host- Secure cookie\n%s", resp.StatusCode, cookie, logs.String())
+	}
+
+	// The front door answers the load balancer's name, and no other.
+	form := url.Values{"password": {"correct horse"}, "next": {"/"}}.Encode()
+	formHeader := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	for host, want := range map[string]int{albName: http.StatusSeeOther, "attacker.example": http.StatusMisdirectedRequest} {
+		if resp := sendAs(t, newBrowser(t, b.origin(), ""), b.origin(), http.MethodPost, "/spinbook/login", host, form, formHeader); resp.StatusCode != want {
+			t.Errorf("login with Host %s: %s, want %d", host, resp.Status, want)
+		}
 	}
 }
 

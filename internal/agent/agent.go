@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spinbook/spinbook/internal/atomicfile"
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/gateway"
 	"github.com/spinbook/spinbook/internal/secret"
@@ -137,6 +138,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		CheckPassword:  hash.Verify,
 		Allow:          allow,
 		TrustedProxies: trusted,
+		Hosts:          a.hosts(),
 		Secure:         tlsCfg != nil || a.spec.BehindTLS,
 		Logger:         a.log,
 		Control:        a.controlHandler(),
@@ -267,7 +269,7 @@ func (a *Agent) recordJupyter(j *jupyter) {
 		return
 	}
 	data, _ := json.Marshal(backend.ProcessRecord{PID: j.cmd.Process.Pid, Start: j.start})
-	if err := os.WriteFile(filepath.Join(a.spec.StateDir, "jupyter.json"), data, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(a.spec.StateDir, "jupyter.json"), data, 0o600); err != nil {
 		a.log.Warn("record jupyter process", "err", err)
 	}
 }
@@ -278,7 +280,7 @@ func WriteExit(stateDir string, code int, reason string) error {
 		return nil
 	}
 	data, _ := json.Marshal(backend.ExitRecord{Code: code, Reason: reason, At: time.Now().UTC().Format(time.RFC3339)})
-	return os.WriteFile(filepath.Join(stateDir, "exit.json"), data, 0o600)
+	return atomicfile.Write(filepath.Join(stateDir, "exit.json"), data, 0o600)
 }
 
 func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
@@ -301,4 +303,20 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// hosts are the names the front door answers to (spec.Hosts). A name a
+// backend found for the machine that is not a valid host name (an odd
+// os.Hostname) is left out with a warning rather than failing the server:
+// clients can still use its address or access.hosts.
+func (a *Agent) hosts() []string {
+	var out []string
+	for _, h := range a.spec.Hosts {
+		if _, err := gateway.NormalizeHost(h); err != nil {
+			a.log.Warn("host name left out of the front door's names", "err", err)
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }

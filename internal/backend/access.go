@@ -7,7 +7,9 @@ import (
 )
 
 // AccessDigest is a SHA-256 over the settings of s that decide who gets in:
-// the password hash, the allowlist, the trusted proxies and TLS. A backend
+// the password hash, the allowlist, the trusted proxies, TLS and the host
+// names (access.hosts; left out while empty, so that servers started before
+// it existed keep their digest). A backend
 // keeps it with a running server (Spec.AccessDigest), so that `up` can
 // tell when they changed. It is a hash of a hash: it gives nothing away.
 func (s AgentSpec) AccessDigest() string {
@@ -18,7 +20,8 @@ func (s AgentSpec) AccessDigest() string {
 		TLSCert        string   `json:"tls_cert"`
 		TLSKey         string   `json:"tls_key"`
 		TLSSelfSigned  bool     `json:"tls_self_signed"`
-	}{s.PasswordHash, s.Allow, s.TrustedProxies, s.TLSCert, s.TLSKey, s.TLSSelfSigned})
+		Hosts          []string `json:"hosts,omitempty"`
+	}{s.PasswordHash, s.Allow, s.TrustedProxies, s.TLSCert, s.TLSKey, s.TLSSelfSigned, s.Hosts})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }

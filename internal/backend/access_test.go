@@ -1,6 +1,25 @@
 package backend
 
-import "testing"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+)
+
+// TestAccessDigestWithoutHosts: servers started before access.hosts existed
+// keep their digest, so an upgrade alone does not restart them.
+func TestAccessDigestWithoutHosts(t *testing.T) {
+	s := AgentSpec{PasswordHash: "$argon2id$a", Allow: []string{"127.0.0.1/32"}}
+	if got, want := s.AccessDigest(), digestOf(t, `{"password_hash":"$argon2id$a","allow":["127.0.0.1/32"],"trusted_proxies":null,"tls_cert":"","tls_key":"","tls_self_signed":false}`); got != want {
+		t.Errorf("digest without hosts = %s, want the old %s", got, want)
+	}
+}
+
+func digestOf(t *testing.T, js string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(js))
+	return hex.EncodeToString(sum[:])
+}
 
 func TestAccessDigest(t *testing.T) {
 	base := AgentSpec{User: "alice", Workspace: "/w", PasswordHash: "$argon2id$a", Allow: []string{"127.0.0.1/32"}}
@@ -16,6 +35,7 @@ func TestAccessDigest(t *testing.T) {
 		"tls cert":        func(s *AgentSpec) { s.TLSCert = "cert" },
 		"tls key":         func(s *AgentSpec) { s.TLSKey = "key" },
 		"self-signed":     func(s *AgentSpec) { s.TLSSelfSigned = true },
+		"hosts":           func(s *AgentSpec) { s.Hosts = []string{"notebooks.example.com"} },
 	} {
 		changed := base
 		mod(&changed)

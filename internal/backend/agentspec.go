@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+
+	"github.com/spinbook/spinbook/internal/atomicfile"
 )
 
 // AgentSpec is what a backend hands the agent inside a server. It travels as
@@ -41,6 +43,15 @@ type AgentSpec struct {
 	// access.trusted_proxies; empty Allow means loopback only.
 	Allow          []string `json:"allow,omitempty"`
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	// Hosts are the names the front door answers to (gateway.Options.Hosts):
+	// access.hosts, to which each backend adds the host of the URL it
+	// gives the server (local: the listen address or this machine's name;
+	// docker: the publish host; kubernetes: the ingress host or node
+	// address; aws: the load balancer's name, passed by the template as
+	// `--host`, since it is known only once the stack made it). Any other
+	// Host gets 421 (DNS rebinding); "localhost" and IP addresses always
+	// pass.
+	Hosts []string `json:"hosts,omitempty"`
 	// JupyterCommand is the command that starts Jupyter; empty = detect.
 	JupyterCommand []string `json:"jupyter_command,omitempty"`
 
@@ -90,12 +101,7 @@ func WriteAgentSpec(path string, s AgentSpec) error {
 	if err != nil {
 		return fmt.Errorf("encode agent spec: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write agent spec: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("write agent spec: %w", err)
 	}
 	return nil

@@ -20,6 +20,7 @@ func newAgent(e *env) *cobra.Command {
 	var specPath, specEnv string
 	var specFD int
 	var asInit bool
+	var hosts []string
 	var waitSpec time.Duration
 	cmd := &cobra.Command{
 		Use:    "agent",
@@ -40,7 +41,7 @@ removed.`,
 				// this process re-executes itself without the variable
 				// (as PID 1, the init that runs the agent proper).
 				return backend.ExecWithSpecFD(specEnv, func(fd int) []string {
-					args := []string{"agent", "--spec-fd", strconv.Itoa(fd)}
+					args := append([]string{"agent", "--spec-fd", strconv.Itoa(fd)}, hostArgs(hosts)...)
 					if os.Getpid() == 1 {
 						args = append(args, "--init")
 					}
@@ -50,7 +51,7 @@ removed.`,
 					return args
 				})
 			case asInit:
-				os.Exit(runAgentInit(e, specFD))
+				os.Exit(runAgentInit(e, specFD, hosts))
 			}
 			if specPath == "" && specFD < 0 {
 				return usagef("agent: no spec: pass --spec FILE or set SPINBOOK_AGENT_SPEC")
@@ -75,6 +76,7 @@ removed.`,
 			if err != nil {
 				return err
 			}
+			spec.Hosts = append(spec.Hosts, hosts...)
 			// Its own last words pass the redactor too: an error may quote a secret.
 			redact := &secret.Redactor{}
 			redact.Add(spec.PasswordHash)
@@ -103,6 +105,7 @@ removed.`,
 	cmd.Flags().BoolVar(&asInit, "init", false, "be PID 1: run the agent as a child with --spec-fd, forward signals, reap orphans")
 	cmd.Flags().MarkHidden("spec-fd")
 	cmd.Flags().MarkHidden("init")
+	cmd.Flags().StringArrayVar(&hosts, "host", nil, "one more name the front door answers to, known only where the server runs (aws: the load balancer's); repeatable")
 	cmd.Flags().DurationVar(&waitSpec, "wait-spec", 0, "wait this long for the spec file to appear (container backends hand it over after start)")
 	cmd.AddCommand(newAgentReceiveSpec(), newAgentReadControlToken(), newAgentStage())
 	return cmd
@@ -111,7 +114,7 @@ removed.`,
 // runAgentInit is the agent's PID 1 (agent.RunInit): it runs the agent
 // proper as its child, handing it the spec's descriptor, which it closes
 // itself without reading, and returns the status to exit with.
-func runAgentInit(e *env, specFD int) int {
+func runAgentInit(e *env, specFD int, hosts []string) int {
 	self, err := os.Executable()
 	if err == nil && specFD < 0 {
 		err = errors.New("--init needs --spec-fd")
@@ -121,7 +124,7 @@ func runAgentInit(e *env, specFD int) int {
 		return exitFailure
 	}
 	spec := os.NewFile(uintptr(specFD), "spinbook-agent-spec")
-	args := []string{"agent", "--spec-fd", "3"} // the first of ExtraFiles
+	args := append([]string{"agent", "--spec-fd", "3"}, hostArgs(hosts)...) // fd 3: the first of ExtraFiles
 	if e.debug {
 		args = append(args, "--debug")
 	}
@@ -134,6 +137,15 @@ func runAgentInit(e *env, specFD int) int {
 		return exitFailure
 	}
 	return code
+}
+
+// hostArgs passes --host names on to the agent's next process.
+func hostArgs(hosts []string) []string {
+	var args []string
+	for _, h := range hosts {
+		args = append(args, "--host", h)
+	}
+	return args
 }
 
 // errAgentLogged: the agent already logged why it failed.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spinbook/spinbook/internal/atomicfile"
 	"github.com/spinbook/spinbook/internal/backend"
 )
 
@@ -102,13 +103,5 @@ func newAgentReadControlToken() *cobra.Command {
 
 // writePrivate writes data to path with mode 0600, by rename.
 func writePrivate(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.Write(path, data, 0o600)
 }

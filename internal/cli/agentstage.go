@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spinbook/spinbook/internal/atomicfile"
 )
 
 // newAgentStage is the init container of a kubernetes server: it runs from
@@ -93,26 +95,13 @@ func copyFile(from, to string, mode os.FileMode, uid, gid int) error {
 		return err
 	}
 	defer in.Close()
-	tmp := to + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, mode)
-	}
-	if err == nil && (uid >= 0 || gid >= 0) {
-		err = os.Chown(tmp, uid, gid)
-	}
-	if err == nil {
-		err = os.Rename(tmp, to)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.WriteFunc(to, mode, func(out *os.File) error {
+		if _, err := io.Copy(out, in); err != nil {
+			return err
+		}
+		if uid >= 0 || gid >= 0 {
+			return out.Chown(uid, gid)
+		}
+		return nil
+	})
 }

@@ -20,13 +20,21 @@ func TestAWSRender(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "spinbook.yaml")
 	const canary = "CANARY-render-dw-password"
-	os.WriteFile(cfg, []byte(`backend: aws
-access: {allow: [203.0.113.0/24, 198.51.100.0/24, 192.0.2.0/24]}
-warehouse: {host: dw.example, database: a, user: nb, password: `+canary+`}
+	body := `backend: aws
+access: {allow: [203.0.113.0/24, 198.51.100.0/24, 192.0.2.0/24]INSECURE}
+warehouse: {host: dw.example, database: a, user: nb, password: ` + canary + `}
 aws: {site: team}
 sizes: {gpu: {gpus: 1, instance_type: g5.2xlarge}}
-`), 0o600)
+`
 	out := filepath.Join(dir, "review")
+
+	// Without a certificate, plain HTTP must be accepted in so many words.
+	os.WriteFile(cfg, []byte(strings.Replace(body, "INSECURE", "", 1)), 0o600)
+	code, _, stderr := runCLI(t, "aws", "render", "--config", cfg, "--user", "alice", "--size", "gpu", "--out", out)
+	if code != 2 || !strings.Contains(stderr, "aws.certificate_arn") || !strings.Contains(stderr, "in clear") || !strings.Contains(stderr, "access.insecure_http") {
+		t.Errorf("render without a certificate: exit %d, %q; want 2 saying why and how to accept it", code, stderr)
+	}
+	os.WriteFile(cfg, []byte(strings.Replace(body, "INSECURE", ", insecure_http: true", 1)), 0o600)
 	code, stdout, stderr := runCLI(t, "aws", "render", "--config", cfg, "--user", "alice", "--size", "gpu", "--out", out)
 	if code != 0 {
 		t.Fatalf("aws render exited %d: %s", code, stderr)

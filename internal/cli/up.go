@@ -155,6 +155,7 @@ func buildAgentSpec(ctx context.Context, cfg *config.Config) (backend.AgentSpec,
 		PasswordHash:   cfg.Access.PasswordHash,
 		Allow:          cfg.Access.Allow,
 		TrustedProxies: cfg.Access.TrustedProxies,
+		Hosts:          cfg.Access.Hosts,
 		JupyterCommand: cfg.Jupyter.Command,
 	}
 	secrets, err := resolveSecrets(ctx, cfg)

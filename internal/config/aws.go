@@ -39,8 +39,9 @@ type AWS struct {
 	PrivateSubnets []string `yaml:"private_subnets"`
 
 	// CertificateARN is the ACM certificate (in region) the load balancers
-	// serve HTTPS with; plain HTTP is then only redirected. Without it the
-	// load balancer serves plain HTTP, and every command says so loudly.
+	// serve HTTPS with; plain HTTP is then only redirected. Required with
+	// backend aws, unless access.insecure_http: true accepts a load
+	// balancer that serves plain HTTP (every command then says so loudly).
 	CertificateARN string `yaml:"certificate_arn"`
 
 	// KeyName is an EC2 key pair put on the instances, for SSH from inside
@@ -153,6 +154,9 @@ func (v *validation) aws() {
 	}
 	if v.c.Access.TLS.Enabled() {
 		v.problemf("access.tls", "with backend aws, TLS ends at the load balancer: set aws.certificate_arn instead")
+	}
+	if a.CertificateARN == "" && !v.c.Access.InsecureHTTP {
+		v.missing("aws.certificate_arn", "required with backend aws: without a certificate the load balancers serve plain HTTP, so passwords and session cookies would cross the network in clear; request one in ACM (see docs/aws.md), or set access.insecure_http: true to accept that")
 	}
 	for _, name := range v.c.SizeNames() {
 		s := v.c.Sizes[name]

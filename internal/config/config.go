@@ -98,10 +98,26 @@ type Access struct {
 	// of the servers. Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
+	// Hosts lists more names the front door answers to, besides the host
+	// of the URL spinbook prints (and, on aws, the load balancer's name;
+	// on kubernetes the ingress host): a DNS name of your own pointing at
+	// the server, as in notebooks.example.com. A request whose Host is
+	// none of them, nor "localhost" nor an IP address, gets 421
+	// Misdirected Request, which stops DNS rebinding. Names only: no
+	// scheme, port or path. Default: none.
+	Hosts []string `yaml:"hosts"`
+
 	// PasswordHash is the argon2id hash of the login password, as printed
 	// by `spinbook password`. Empty: `spinbook up` generates a password,
 	// prints it once and keeps only its hash.
 	PasswordHash string `yaml:"password_hash"`
+
+	// InsecureHTTP accepts plain HTTP where it would cross a network: a
+	// load balancer without aws.certificate_arn, or a kubernetes ingress
+	// without tls_secret. Without it those configs are refused, since the
+	// password and the session cookie would travel in clear. For tests and
+	// closed networks only. Default: false.
+	InsecureHTTP bool `yaml:"insecure_http"`
 
 	// TLS makes the front door serve HTTPS: `self-signed` (a certificate
 	// made once per server; `up` prints its fingerprint) or {cert, key}

@@ -105,6 +105,7 @@ func TestLoadFull(t *testing.T) {
 		Access: Access{
 			Allow:          []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "::1"},
 			TrustedProxies: []string{"10.0.0.0/8"},
+			Hosts:          []string{"notebooks.example.com", "lab.example.com"},
 			PasswordHash:   "$argon2id$v=19$m=65536,t=3,p=2$ihU4ZRXtPa7Lm1BvveACZg$glF1PdrNL7TDnXzpObHk5yAnB8gK5yONk6oI/lo9pRM",
 			AllowPrefixes: []netip.Prefix{
 				netip.MustParsePrefix("203.0.113.0/24"),

@@ -157,6 +157,9 @@ func (v *validation) kubernetes() {
 	if in.Host == "" && (in.Class != "" || in.TLSSecret != "") {
 		v.problemf("kubernetes.ingress.host", "required when kubernetes.ingress has class or tls_secret: the domain servers live under")
 	}
+	if in.Host != "" && in.TLSSecret == "" && v.c.Backend == "kubernetes" && !v.c.Access.InsecureHTTP {
+		v.missing("kubernetes.ingress.tls_secret", "required with ingress.host: without it the ingress serves plain HTTP, so passwords and session cookies would cross the network in clear; name a kubernetes.io/tls Secret (see docs/kubernetes.md), or set access.insecure_http: true to accept that")
+	}
 	if in.TLSSecret != "" && v.c.Backend == "kubernetes" && v.c.Access.TLS.Enabled() {
 		v.problemf("access.tls", "with kubernetes.ingress.tls_secret, TLS ends at the ingress: leave access.tls empty")
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -103,6 +104,14 @@ func (v *validation) access() {
 	}
 	a.AllowPrefixes = v.prefixes("access.allow", a.Allow)
 	a.TrustedPrefixes = v.prefixes("access.trusted_proxies", a.TrustedProxies)
+	for i, h := range a.Hosts {
+		n, msg := parseHostName(h)
+		if msg != "" {
+			v.problemf(fmt.Sprintf("access.hosts[%d]", i), "%s", msg)
+			continue
+		}
+		a.Hosts[i] = n
+	}
 	v.tls()
 
 	if h := a.PasswordHash; h != "" {
@@ -269,4 +278,51 @@ func quoteStart(s string) string {
 		return strconv.Quote(s)
 	}
 	return strconv.Quote(s[:max]) + "..."
+}
+
+// parseHostName checks an access.hosts entry, a DNS name or IP address, and
+// returns it as the front door compares it (lower case, no trailing dot),
+// or says what is wrong.
+func parseHostName(s string) (string, string) {
+	const example = " (example: notebooks.example.com)"
+	if s == "" {
+		return "", "empty entry; write a host name" + example
+	}
+	if strings.Contains(s, "://") || strings.ContainsAny(s, "/?#@") {
+		return "", fmt.Sprintf("%q: write the name alone, without scheme, path or user%s", s, example)
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil && a.Zone() == "" {
+		return a.String(), ""
+	}
+	if _, _, err := net.SplitHostPort(s); err == nil {
+		return "", fmt.Sprintf("%q: write the name without a port (any port is answered)%s", s, example)
+	}
+	if strings.Contains(s, "*") {
+		return "", fmt.Sprintf("%q: wildcards are not supported; list each name%s", s, example)
+	}
+	n := strings.ToLower(strings.TrimSuffix(s, "."))
+	if !dnsName(n) {
+		return "", fmt.Sprintf("%q is not a host name%s", s, example)
+	}
+	return n, ""
+}
+
+// dnsName reports whether name is dot-separated labels of letters, digits,
+// '-' and '_', each 1 to 63 long and not starting or ending with '-', 253
+// in all.
+func dnsName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }

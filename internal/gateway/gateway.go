@@ -2,7 +2,8 @@
 // by network, logs them in with a password, and proxies what they ask for to
 // a Jupyter server that only the gateway can reach.
 //
-// Every request passes the same checks, in this order: the client address
+// Every request passes the same checks, in this order: the Host must be one
+// of the server's own names (421 otherwise; see host.go), the client address
 // must be on the allowlist, a state-changing request must not come from
 // another site, a websocket upgrade must carry the server's own Origin, and
 // anything outside the gateway's own pages (under /spinbook/) needs a
@@ -67,6 +68,13 @@ type Options struct {
 	// TrustedProxies lists the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 
+	// Hosts are the names clients reach the server by (the host of its
+	// URL, a load balancer's or ingress's name, access.hosts), without
+	// port. A request whose Host is none of these, nor "localhost" nor an
+	// IP address, is answered 421 Misdirected Request: see host.go.
+	// Compared without case and trailing dot.
+	Hosts []string
+
 	// Secure says TLS is in front of the gateway: cookies get the Secure
 	// attribute and the __Host- prefix, and websocket Origins must be https.
 	Secure bool
@@ -122,6 +130,7 @@ type Gateway struct {
 	secure     bool
 	allow      []netip.Prefix
 	trusted    []netip.Prefix
+	hosts      map[string]struct{} // Options.Hosts, normalized
 	check      func(string) bool
 	authz      string // the Authorization value sent upstream
 	log        *slog.Logger
@@ -153,6 +162,7 @@ func New(opts Options) (*Gateway, error) {
 		secure:     opts.Secure,
 		allow:      opts.Allow,
 		trusted:    opts.TrustedProxies,
+		hosts:      make(map[string]struct{}),
 		check:      opts.CheckPassword,
 		authz:      "token " + opts.UpstreamToken,
 		log:        opts.Logger,
@@ -169,6 +179,10 @@ func New(opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway options: static dir: %w", err)
 	}
 	g.static = static
+	for _, h := range opts.Hosts {
+		n, _ := normalizeHost(h) // checked by validate
+		g.hosts[n] = struct{}{}
+	}
 	if g.activity == nil {
 		g.activity = func() {}
 	}
@@ -207,6 +221,11 @@ func (o *Options) validate() error {
 	for _, p := range o.Allow {
 		if !p.IsValid() {
 			errs = append(errs, fmt.Errorf("allow: invalid prefix %v", p))
+		}
+	}
+	for _, h := range o.Hosts {
+		if _, err := NormalizeHost(h); err != nil {
+			errs = append(errs, fmt.Errorf("hosts: %w", err))
 		}
 	}
 	for _, p := range o.TrustedProxies {
@@ -259,7 +278,7 @@ func (g *Gateway) Sessions() int {
 	return g.sessions.live(g.now())
 }
 
-// ServeHTTP is the front door: it checks, in order, the client's address,
+// ServeHTTP is the front door: it checks, in order, the Host, the client's address,
 // cross-site requests, websocket Origins and the session, then serves the
 // gateway's own pages or proxies to Jupyter. Every request is logged once.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -271,6 +290,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	if !g.hostAllowed(r) {
+		g.misdirected(w, r, client)
+		return
+	}
 	if !g.allowed(client) {
 		g.log.Warn("client not on allowlist", "client", addrString(client))
 		g.writeMessage(w, http.StatusForbidden, pageNotAllowed, addrString(client))
@@ -296,12 +319,17 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Add
 		g.serveOwn(w, r, client)
 		return
 	case p == "/logout":
-		// Jupyter's own logout button.
-		if r.Method != http.MethodGet && r.Method != http.MethodPost {
-			g.methodNotAllowed(w, "GET, POST")
-			return
+		// Jupyter's own Logout button navigates here with a GET, which
+		// must not change anything (any site can make a browser send
+		// one): it gets a page whose form posts to the logout.
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			g.logoutPage(w, r)
+		case http.MethodPost:
+			g.logout(w, r, client)
+		default:
+			g.methodNotAllowed(w, "GET, HEAD, POST")
 		}
-		g.logout(w, r, client)
 		return
 	}
 

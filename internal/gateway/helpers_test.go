@@ -162,8 +162,9 @@ type testEnv struct {
 	logins atomic.Int64 // logins made by login, for distinct addresses
 }
 
-// newEnv starts a gateway for user alice that admits 127.0.0.0/8 and
-// 192.0.2.0/24 (httptest.NewRequest's RemoteAddr is 192.0.2.1). mod, if
+// newEnv starts a gateway for user alice, named example.com (the Host of
+// httptest.NewRequest), that admits 127.0.0.0/8 and 192.0.2.0/24
+// (httptest.NewRequest's RemoteAddr is 192.0.2.1). mod, if
 // not nil, changes the options first.
 func newEnv(t *testing.T, mod func(*Options)) *testEnv {
 	t.Helper()
@@ -184,6 +185,8 @@ func newEnv(t *testing.T, mod func(*Options)) *testEnv {
 			netip.MustParsePrefix("127.0.0.0/8"),
 			netip.MustParsePrefix("192.0.2.0/24"),
 		},
+		// httptest.NewRequest's Host.
+		Hosts:  []string{"example.com"},
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    e.clock.Now,
 	}

@@ -97,8 +97,24 @@ func (g *Gateway) checkPassword(r *http.Request, password string) (bool, error) 
 	return g.check(password), nil
 }
 
+// logoutPage answers a GET of /logout, where Jupyter's Logout button
+// (notebook 6, JupyterLab 4, jupyter_server) sends the browser: a form that
+// posts to the logout, so that a GET changes nothing. When the browser
+// says the navigation came from this origin (Sec-Fetch-Site: same-origin,
+// which no other site can send), that is the button itself, and the page
+// submits the form at once, keeping the logout one click; after a GET from
+// anywhere else, or from a browser that does not say, the person clicks.
+func (g *Gateway) logoutPage(w http.ResponseWriter, r *http.Request) {
+	auto := r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	title := "Log out — spinbook"
+	g.writePage(w, http.StatusOK, "logout", struct {
+		Title, User string
+		Auto        bool
+	}{title, g.user, auto})
+}
+
 // logout ends the client's session, on the server too, and sends it to the
-// login page.
+// login page. It is reached only by POST, past the cross-site check.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request, client netip.Addr) {
 	g.sessions.remove(r.Header["Cookie"], g.cookieName)
 	g.clearSessionCookie(w)

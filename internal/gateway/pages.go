@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 )
@@ -10,6 +12,18 @@ import (
 // inline style and nothing else (they have no script, image or font), a
 // form may post only here, and no other site may frame them.
 const pagePolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// logoutScript submits the logout page's form; the page carries it only
+// when the GET came from this origin (logoutPage). It must be exactly the
+// text between the page's <script> tags: the page's policy admits it by
+// its hash and nothing else.
+const logoutScript = `document.getElementById("logout").submit();`
+
+// logoutPagePolicy is pagePolicy plus logoutScript.
+var logoutPagePolicy = func() string {
+	sum := sha256.Sum256([]byte(logoutScript))
+	return pagePolicy + "; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
 
 // setPageHeaders sets the headers of every response the gateway writes
 // itself.
@@ -38,6 +52,11 @@ var (
 		Title: "Not allowed",
 		Text:  "Your address is not on this server's allowlist.",
 		Hint:  "Ask the admin to add your network to access.allow.",
+	}
+	pageMisdirected = message{
+		Title: "Wrong address",
+		Text:  "This server does not answer to the name in this request.",
+		Hint:  "Open the server by the address spinbook printed; an admin can add more names with access.hosts.",
 	}
 	pageCrossSite = message{
 		Title: "Cross-site request refused",
@@ -108,6 +127,9 @@ func (g *Gateway) writePage(w http.ResponseWriter, code int, name string, data a
 	}
 	h := w.Header()
 	setPageHeaders(h)
+	if name == "logout" {
+		h.Set("Content-Security-Policy", logoutPagePolicy)
+	}
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())
@@ -162,6 +184,24 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .
 <input type="password" id="password" name="password" autocomplete="current-password" required autofocus>
 <button type="submit">Log in</button>
 </form>
+</main>
+</body>
+</html>
+{{end}}
+
+{{- define "logout" -}}
+{{template "head" .Title}}
+<body>
+<main>
+<h1>Log out</h1>
+<p class="brand">spinbook{{if .User}} server of <b>{{.User}}</b>{{end}}</p>
+<form id="logout" method="post" action="/spinbook/logout">
+<p>End this browser's session on the server?</p>
+<button type="submit">Log out</button>
+</form>
+{{- if .Auto}}
+<script>document.getElementById("logout").submit();</script>
+{{- end}}
 </main>
 </body>
 </html>

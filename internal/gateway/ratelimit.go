@@ -25,13 +25,26 @@ const (
 )
 
 // A loginLimiter decides whether a login attempt may go ahead.
+//
+// Its tables are bounded: a client gets an entry only for an attempt the
+// global limit let through (so at most globalRate new entries a second,
+// however many addresses an attacker sprays from), and when a table still
+// holds maxClients entries, the one used longest ago makes room. A new
+// client is thus always limited on its own, never only by the global limit.
 type loginLimiter struct {
 	global *rate.Limiter
+	max    int // maxClients; smaller in tests
 
 	mu        sync.Mutex
-	clients   map[netip.Prefix]*rate.Limiter
+	clients   map[netip.Prefix]*clientLimit
 	failures  map[netip.Prefix]*failures
 	lastPrune time.Time
+}
+
+// A clientLimit is one client's rate limiter and when it was last used.
+type clientLimit struct {
+	lim  *rate.Limiter
+	used time.Time
 }
 
 // failures are a client's failed logins in a row.
@@ -44,40 +57,70 @@ type failures struct {
 func newLoginLimiter() *loginLimiter {
 	return &loginLimiter{
 		global:   rate.NewLimiter(globalRate, globalRate),
-		clients:  make(map[netip.Prefix]*rate.Limiter),
+		max:      maxClients,
+		clients:  make(map[netip.Prefix]*clientLimit),
 		failures: make(map[netip.Prefix]*failures),
 	}
 }
 
 // allow takes one attempt for client at now. If the attempt must wait, it
-// takes nothing and reports how long to wait.
+// takes nothing, records nothing new, and reports how long to wait.
 func (l *loginLimiter) allow(client netip.Addr, now time.Time) (ok bool, retryAfter time.Duration) {
-	if key, ok := clientKey(client); ok {
-		l.mu.Lock()
-		f := l.failures[key]
-		l.mu.Unlock()
-		if f != nil && now.Before(f.until) {
+	key, keyed := clientKey(client)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastPrune) >= pruneEvery {
+		l.pruneLocked(now)
+	}
+	var mine *clientLimit
+	var reserved *rate.Reservation
+	if keyed {
+		if f := l.failures[key]; f != nil && now.Before(f.until) {
 			return false, f.until.Sub(now)
 		}
-	}
-	per := l.clientLimiter(client, now)
-	var mine *rate.Reservation
-	if per != nil {
-		mine = per.ReserveN(now, 1)
-		if d := mine.DelayFrom(now); d > 0 {
-			mine.CancelAt(now)
-			return false, d
+		if mine = l.clients[key]; mine != nil {
+			reserved = mine.lim.ReserveN(now, 1)
+			if d := reserved.DelayFrom(now); d > 0 {
+				reserved.CancelAt(now)
+				return false, d
+			}
 		}
 	}
 	all := l.global.ReserveN(now, 1)
 	if d := all.DelayFrom(now); d > 0 {
 		all.CancelAt(now)
-		if mine != nil {
-			mine.CancelAt(now)
+		if reserved != nil {
+			reserved.CancelAt(now)
 		}
 		return false, d
 	}
+	switch {
+	case mine != nil:
+		mine.used = now
+	case keyed:
+		if len(l.clients) >= l.max {
+			evictOldest(l.clients, func(c *clientLimit) time.Time { return c.used })
+		}
+		lim := rate.NewLimiter(rate.Every(clientInterval), clientBurst)
+		lim.ReserveN(now, 1)
+		l.clients[key] = &clientLimit{lim: lim, used: now}
+	}
 	return true, 0
+}
+
+// evictOldest removes the entry of m whose time is earliest.
+func evictOldest[V any](m map[netip.Prefix]V, at func(V) time.Time) {
+	var oldest netip.Prefix
+	var first time.Time
+	found := false
+	for k, v := range m {
+		if t := at(v); !found || t.Before(first) {
+			oldest, first, found = k, t, true
+		}
+	}
+	if found {
+		delete(m, oldest)
+	}
 }
 
 // failed records a failed login of client at now: past clientBurst
@@ -92,8 +135,8 @@ func (l *loginLimiter) failed(client netip.Addr, now time.Time) {
 	defer l.mu.Unlock()
 	f := l.failures[key]
 	if f == nil || now.Sub(f.last) >= backoffReset {
-		if f == nil && len(l.failures) >= maxClients {
-			return
+		if f == nil && len(l.failures) >= l.max {
+			evictOldest(l.failures, func(f *failures) time.Time { return f.last })
 		}
 		f = &failures{}
 		l.failures[key] = f
@@ -131,37 +174,12 @@ func clientKey(client netip.Addr) (netip.Prefix, bool) {
 	return key, err == nil
 }
 
-// clientLimiter returns client's limiter, creating it if need be. When
-// too many clients are being limited, it returns nil and only the global
-// limit applies to a new client.
-func (l *loginLimiter) clientLimiter(client netip.Addr, now time.Time) *rate.Limiter {
-	key, ok := clientKey(client)
-	if !ok {
-		return nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastPrune) >= pruneEvery {
-		l.pruneLocked(now)
-	}
-	lim, ok := l.clients[key]
-	if ok {
-		return lim
-	}
-	if len(l.clients) >= maxClients {
-		return nil
-	}
-	lim = rate.NewLimiter(rate.Every(clientInterval), clientBurst)
-	l.clients[key] = lim
-	return lim
-}
-
 // pruneLocked forgets the clients whose limiter has filled up again: they
 // are indistinguishable from clients never seen.
 func (l *loginLimiter) pruneLocked(now time.Time) {
 	l.lastPrune = now
-	for k, lim := range l.clients {
-		if lim.TokensAt(now) >= clientBurst {
+	for k, c := range l.clients {
+		if c.lim.TokensAt(now) >= clientBurst {
 			delete(l.clients, k)
 		}
 	}

@@ -120,15 +120,20 @@ type peekedConn struct {
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// RedirectHTTP serves h over TLS and redirects a request that came over
+// RedirectHTTP serves g over TLS and redirects a request that came over
 // plain HTTP to the same URL with https, with 307 (the method and body
 // are kept; temporary, so that no browser remembers it for a port that may
 // serve plain HTTP again under another server). No HSTS header is sent:
-// it would cover every port of the host.
-func RedirectHTTP(h http.Handler) http.Handler {
+// it would cover every port of the host. A Host that is not one of the
+// server's names gets 421 here too, never a redirect.
+func RedirectHTTP(g *Gateway) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil {
-			h.ServeHTTP(w, r)
+			g.ServeHTTP(w, r)
+			return
+		}
+		if !g.hostAllowed(r) {
+			g.misdirected(w, r, g.ClientIP(r))
 			return
 		}
 		hdr := w.Header()

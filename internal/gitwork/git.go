@@ -4,7 +4,10 @@
 // own, else into a git bundle — so that no change made in a server is lost.
 //
 // It drives the real git binary with a clean environment: no system or
-// global config, no terminal prompts, transfer.credentialsInUrl=die. The
+// global config, no terminal prompts, transfer.credentialsInUrl=die; and
+// since the workspace's .git is the person's to change (from a kernel or
+// a terminal), none of the commands that .git/config or .git/hooks can
+// name runs in the agent's git (see safetyArgs). The
 // token reaches git only through a credential helper (the spinbook binary,
 // `spinbook git-credential`) that asks the agent over a private Unix socket,
 // so it never appears in argv, a URL, .git/config, the environment or a log.
@@ -111,6 +114,16 @@ func (r *Repo) env(extra []string) []string {
 		"GIT_ASKPASS=",
 		"SSH_ASKPASS=",
 		"LC_ALL=C",
+		// Only http(s) transports, whatever remote.origin.url, pushurl or
+		// url.*.insteadOf say: no ext:: (a shell command), ssh
+		// (core.sshCommand), file (uploadpack/receivepack programs) or
+		// remote helpers named by remote.*.vcs.
+		"GIT_ALLOW_PROTOCOL=http:https",
+		// Neither is needed without a terminal; set, they win over
+		// core.pager and core.editor.
+		"GIT_PAGER=cat",
+		"GIT_EDITOR=:",
+		"GIT_SEQUENCE_EDITOR=:",
 	}
 	for _, name := range []string{"PATH", "HOME", "TMPDIR", "http_proxy", "https_proxy", "no_proxy",
 		"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO"} {
@@ -142,13 +155,15 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // run runs git in r.Dir and returns its standard output.
 type runOpts struct {
-	env   []string
-	stdin io.Reader
-	dir   string // "" = r.Dir
+	env       []string
+	stdin     io.Reader
+	dir       string // "" = r.Dir
+	noDrivers bool   // do not look for filter drivers (safetyArgs' own query)
 }
 
 func (r *Repo) git(ctx context.Context, o runOpts, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
+	full := append(r.safetyArgs(ctx, o), args...)
+	cmd := exec.CommandContext(ctx, "git", full...)
 	cmd.Dir = r.Dir
 	if o.dir != "" {
 		cmd.Dir = o.dir
@@ -177,6 +192,59 @@ func (r *Repo) git(ctx context.Context, o runOpts, args ...string) (string, erro
 		r.Log.Debug("git", "args", strings.Join(args, " "))
 	}
 	return stdout.String(), nil
+}
+
+// safeConfig is what the agent's own git runs with, over anything the
+// workspace's config says: a save must neither run the person's programs
+// (which could fail it, hang it, or run in the agent's context) nor depend
+// on them. Hooks: pre-commit, commit-msg, post-commit, pre-push,
+// post-checkout, reference-transaction and the rest, from .git/hooks or
+// core.hooksPath. fsmonitor: a command or hook git runs before status and
+// add. Signing: gpg.program. Automatic gc and maintenance: a long job in
+// the middle of a save.
+var safeConfig = []string{
+	"core.hooksPath=/dev/null",
+	"core.fsmonitor=false",
+	"commit.gpgSign=false",
+	"tag.gpgSign=false",
+	"push.gpgSign=false",
+	"gc.auto=0",
+	"maintenance.auto=false",
+}
+
+// safetyArgs are the -c options of every git the agent runs: safeConfig,
+// and an empty command for each filter driver the repository's config
+// defines (filter.NAME.clean, smudge, process), not required, so that
+// neither add nor checkout nor status runs one. (The agent runs no diff,
+// merge or rebase, so diff and merge drivers never come up.)
+func (r *Repo) safetyArgs(ctx context.Context, o runOpts) []string {
+	args := make([]string, 0, 2*len(safeConfig)+8)
+	for _, kv := range safeConfig {
+		args = append(args, "-c", kv)
+	}
+	if o.noDrivers {
+		return args
+	}
+	q := runOpts{dir: o.dir, noDrivers: true}
+	out, _ := r.git(ctx, q, "config", "--includes", "--name-only", "--get-regexp", `^filter\.`)
+	seen := map[string]bool{}
+	for key := range strings.Lines(out) {
+		key = strings.TrimRight(key, "\n")
+		i := strings.LastIndexByte(key, '.')
+		if i <= len("filter.") {
+			continue
+		}
+		name := key[len("filter."):i]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		for _, k := range []string{"clean", "smudge", "process"} {
+			args = append(args, "-c", "filter."+name+"."+k+"=")
+		}
+		args = append(args, "-c", "filter."+name+".required=false")
+	}
+	return args
 }
 
 // line runs git and returns the first line of its output.

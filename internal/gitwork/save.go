@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spinbook/spinbook/internal/atomicfile"
 )
 
 // ErrNotCheckout means the workspace is not a git checkout, so there is
@@ -314,27 +316,28 @@ func (r *Repo) bundle(ctx context.Context, o SaveOptions, res Result, at time.Ti
 		return old[len(old)-1], nil
 	}
 	path := filepath.Join(o.BundleDir, at.UTC().Format("20060102T150405Z")+"-"+short+".bundle")
-	tmp := path + ".tmp"
-	defer os.Remove(tmp)
-	refs := []string{"bundle", "create", "-q", tmp, "HEAD"}
-	if res.Branch != "" {
-		refs = append(refs, "refs/heads/"+res.Branch)
-	}
-	refs = append(refs, "--not", "--remotes=origin")
-	if _, err := r.git(ctx, runOpts{}, refs...); err != nil {
-		var ge *Error
-		if errors.As(err, &ge) && strings.Contains(ge.Stderr, "empty bundle") {
-			return "", errEmptyBundle
+	err := atomicfile.Replace(path, 0o600, func(tmp string) error {
+		refs := []string{"bundle", "create", "-q", tmp, "HEAD"}
+		if res.Branch != "" {
+			refs = append(refs, "refs/heads/"+res.Branch)
 		}
+		refs = append(refs, "--not", "--remotes=origin")
+		if _, err := r.git(ctx, runOpts{}, refs...); err != nil {
+			var ge *Error
+			if errors.As(err, &ge) && strings.Contains(ge.Stderr, "empty bundle") {
+				return errEmptyBundle
+			}
+			return err
+		}
+		if _, err := r.git(ctx, runOpts{}, "bundle", "verify", "-q", tmp); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
 		return "", err
 	}
-	if _, err := r.git(ctx, runOpts{}, "bundle", "verify", "-q", tmp); err != nil {
-		return "", fmt.Errorf("verify: %w", err)
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return "", err
-	}
-	return path, os.Rename(tmp, path)
+	return path, nil
 }
 
 func copyFile(from, to string) error {

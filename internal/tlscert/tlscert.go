@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spinbook/spinbook/internal/atomicfile"
 )
 
 // The files SelfSigned keeps in its directory.
@@ -124,12 +126,7 @@ func generate(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error)
 
 // writeFile replaces path with data, atomically.
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return fmt.Errorf("self-signed certificate: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, data, mode); err != nil {
 		return fmt.Errorf("self-signed certificate: %w", err)
 	}
 	return nil

@@ -526,8 +526,11 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		// bind-mounted, and is the entrypoint; Command replaces the image's
 		// CMD, which would otherwise follow as arguments.
 		EntryPoint: AgentCommand()[:1],
-		Command:    AgentCommand()[1:],
-		Essential:  cfn.Bool(true),
+		// The front door answers only its own names (DNS rebinding): the
+		// load balancer's is known only once the stack made it, so it
+		// comes as an argument (a public name, no secret).
+		Command:   append(AgentCommand()[1:], "--host", cfn.GetAtt("LoadBalancer", "DNSName")),
+		Essential: cfn.Bool(true),
 		PortMappings: []ecs.TaskDefinition_PortMapping{
 			{ContainerPort: cfn.Int(frontPort), HostPort: cfn.Int(frontPort), Protocol: cfn.String("tcp")},
 			{ContainerPort: cfn.Int(healthPort), HostPort: cfn.Int(healthPort), Protocol: cfn.String("tcp")},

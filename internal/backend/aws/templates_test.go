@@ -297,8 +297,10 @@ func TestTaskRunsAgentAsPID1(t *testing.T) {
 			containers := tpl.Resources["TaskDefinition"].Properties["ContainerDefinitions"].([]any)
 			c := containers[0].(map[string]any)
 			got := append(list(c["EntryPoint"]), list(c["Command"])...)
-			if !slices.Equal(got, AgentCommand()) {
-				t.Errorf("the task runs %q, want %q", got, AgentCommand())
+			// Then the load balancer's name, which only the stack knows.
+			want := append(AgentCommand(), "--host", `{"Fn::GetAtt":["LoadBalancer","DNSName"]}`)
+			if !slices.Equal(got, want) {
+				t.Errorf("the task runs %q, want %q", got, want)
 			}
 			if init := c["LinuxParameters"].(map[string]any)["InitProcessEnabled"]; init != false {
 				t.Errorf("InitProcessEnabled is %v: docker-init would be PID 1 and keep the spec in its environment", init)

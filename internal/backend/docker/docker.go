@@ -31,6 +31,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -316,6 +317,7 @@ func (d *Docker) start(ctx context.Context, id string, spec backend.Spec, home, 
 	as.Listen = "0.0.0.0"
 	as.FrontPort = frontPort
 	as.HealthPort = healthPort
+	as.Hosts = append(slices.Clip(as.Hosts), d.urlHost()) // the host of the URL (describe)
 	as.Allow = allowWithGateway(as.Allow, &c)
 	if err := d.sendSpec(ctx, id, as); err != nil {
 		return backend.Server{}, err

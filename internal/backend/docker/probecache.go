@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/spinbook/spinbook/internal/atomicfile"
 )
 
 // The agent learns which options the image's Jupyter takes by running its
@@ -61,8 +63,8 @@ func (d *Docker) saveProbeCache(ctx context.Context, id, imageID, cacheDir strin
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return
 	}
-	if err := os.WriteFile(file+".tmp", data, 0o600); err == nil {
-		os.Rename(file+".tmp", file)
+	if err := atomicfile.Write(file, data, 0o600); err != nil {
+		d.log.Debug("keep the probe cache", "err", err)
 	}
 }
 

@@ -39,6 +39,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -268,6 +269,13 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.A
 		as.BehindTLS = true
 	}
 	as.Allow = k.allowWithNodes(ctx, as.Allow)
+	// The front door answers the host of the URL (describe), besides
+	// access.hosts.
+	if kc.Ingress.Host != "" {
+		as.Hosts = append(slices.Clip(as.Hosts), spec.User+"."+kc.Ingress.Host)
+	} else {
+		as.Hosts = append(slices.Clip(as.Hosts), k.nodeAddress())
+	}
 	return as
 }
 

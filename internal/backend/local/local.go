@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/spinbook/spinbook/internal/atomicfile"
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/proc"
@@ -147,6 +149,9 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	as.CredentialsDir = filepath.Join(dir, "credentials")
 	as.BundleDir = filepath.Join(dir, "bundles")
 	as.InheritListeners = true
+	// The front door answers the name in the URL (server), besides
+	// access.hosts; an address it listens on needs no entry.
+	as.Hosts = append(slices.Clip(as.Hosts), urlHost(l.cfg.Local.Listen))
 	if err := backend.WriteAgentSpec(specPath, as); err != nil {
 		return backend.Server{}, err
 	}
@@ -459,10 +464,10 @@ func (l *Local) writeRecord(rec *record) error {
 		return err
 	}
 	path := filepath.Join(l.serverDir(rec.User), "record.json")
-	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fmt.Errorf("write server record: %w", err)
 	}
-	return os.Rename(path+".tmp", path)
+	return nil
 }
 
 // lock serialises Up and Down for one user across processes.

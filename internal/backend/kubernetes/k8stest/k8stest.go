@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spinbook/spinbook/internal/atomicfile"
 )
 
 // lockPath serializes test binaries that each want the one cluster.
@@ -186,12 +188,15 @@ func (c *Cluster) loadJupyterImage() (string, error) {
 	tag := strings.TrimSpace(string(out))
 	saved := filepath.Join("/var/cache/spinbook/images", "docker-save-"+strings.NewReplacer("/", "_", ":", "_").Replace(tag)+".tar")
 	if _, err := os.Stat(saved); err != nil {
-		save := exec.Command("docker", "save", "-o", saved+".tmp", tag)
-		save.Env = env
-		if out, err := save.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("docker save %s: %v\n%s", tag, err, out)
-		}
-		if err := os.Rename(saved+".tmp", saved); err != nil {
+		err := atomicfile.Replace(saved, 0o644, func(tmp string) error {
+			save := exec.Command("docker", "save", "-o", tmp, tag)
+			save.Env = env
+			if out, err := save.CombinedOutput(); err != nil {
+				return fmt.Errorf("docker save %s: %v\n%s", tag, err, out)
+			}
+			return nil
+		})
+		if err != nil {
 			return "", err
 		}
 	}
