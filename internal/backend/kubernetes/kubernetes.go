@@ -260,6 +260,8 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.A
 	as.CredentialsDir = kc.Home
 	as.CacheDir = ""
 	as.BundleDir = path.Join(as.Workspace, ".git", "spinbook-bundles")
+	// The pod's terminationGracePeriodSeconds (see podSpec).
+	as.StopGrace = kc.StopGraceDuration + 15*time.Second
 	as.InheritListeners = false
 	as.Listen = "0.0.0.0"
 	as.FrontPort = frontPort
