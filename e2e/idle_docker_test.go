@@ -161,3 +161,63 @@ func containerOutput(t *testing.T, cli *client.Client, name string, cmd ...strin
 	}
 	return stdout.String()
 }
+
+// TestDockerSaveOnStopOutlastsTwentySeconds: a container stopped from
+// outside spinbook (the Engine's stop, as after a reboot of the host)
+// saves within docker.stop_grace, not a fixed 20 s: a push that the remote
+// holds up for 25 s still lands, with stop_grace 90s.
+func TestDockerSaveOnStopOutlastsTwentySeconds(t *testing.T) {
+	w, cli := newDockerWorld(t, "", "dk-slow")
+	data, err := os.ReadFile(w.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.config, bytes.Replace(data, []byte("stop_grace: 20s"), []byte("stop_grace: 90s"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.run("site", "up"); r.code != 0 {
+		t.Fatalf("site up: %s", r)
+	}
+	n, err := cli.NetworkInspect(t.Context(), "spinbook-e2e", network.InspectOptions{})
+	if err != nil || len(n.IPAM.Config) == 0 {
+		t.Fatalf("network spinbook-e2e: %+v, %v", n.IPAM, err)
+	}
+	token := "canary-" + newID()
+	g := gittest.New(t, token, "main", gitSeed)
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.IPAM.Config[0].Gateway, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slow atomic.Bool
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if slow.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			// A big push over a slow link: the remote takes 25 s.
+			select {
+			case <-time.After(25 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		r.SetBasicAuth("e2e", token)
+		g.ServeHTTP(rw, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	f, err := os.OpenFile(w.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "repo:\n  url: http://%s/team.git\n  branch: main\n", ln.Addr())
+	f.Close()
+
+	w.up("dk-slow")
+	containerOutput(t, cli, "spinbook-dk-slow", "sh", "-c", "echo 'saved on a slow stop' > /home/jovyan/work/slow.txt")
+	slow.Store(true)
+	if err := cli.ContainerStop(t.Context(), "spinbook-dk-slow", container.StopOptions{}); err != nil {
+		t.Fatalf("stop the container: %v", err)
+	}
+	if got := g.Tree(t, "main")["slow.txt"]; got != "saved on a slow stop\n" {
+		r := w.run("logs", "--user", "dk-slow")
+		t.Errorf("the remote main after the stop holds slow.txt = %q, want the work pushed\n%s", got, lastLines(r.stdout+r.stderr, 20))
+	}
+}

@@ -36,10 +36,6 @@ const (
 	// stopMargin is kept from the grace besides Jupyter's stopGrace, for
 	// the agent's own exit.
 	stopMargin = 5 * time.Second
-	// minStopSave is the least a save on SIGTERM gets, even if the grace
-	// leaves less: the commit at its start is quick, and the backend's
-	// kill, not the agent, ends the rest.
-	minStopSave = 5 * time.Second
 )
 
 // stopBlocked says why a save's outcome does not let the server stop by
@@ -68,12 +64,13 @@ func stopBlocked(res gitwork.Result, err error) string {
 
 // stopSaveBudget is how long the save on SIGTERM may take when the
 // backend kills the server grace after it: the grace less Jupyter's
-// stopGrace and a margin, at least minStopSave.
+// stopGrace and a margin, but at least two thirds of a short grace — the
+// work comes before a clean end of the kernels.
 func stopSaveBudget(grace time.Duration) time.Duration {
 	if grace <= 0 {
 		return defaultStopSave
 	}
-	return max(grace-stopGrace-stopMargin, minStopSave)
+	return max(grace-stopGrace-stopMargin, grace*2/3)
 }
 
 // selfStopSaveTimeout bounds try n (from 0) of a self-stop's save:

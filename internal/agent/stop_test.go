@@ -91,7 +91,8 @@ func TestStopSaveBudget(t *testing.T) {
 		{"kubernetes pod: stop_grace 60s + 15s", 75 * time.Second, 60 * time.Second},
 		{"aws ECS stopTimeout", 120 * time.Second, 105 * time.Second},
 		{"a long docker.stop_grace", 10 * time.Minute, 10*time.Minute - 15*time.Second},
-		{"a grace too short for the kernels", 8 * time.Second, 5 * time.Second},
+		{"a short docker.stop_grace: the save first", 20 * time.Second, 13333333333 * time.Nanosecond},
+		{"a grace too short for the kernels", 9 * time.Second, 6 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := stopSaveBudget(tt.grace); got != tt.want {
