@@ -34,12 +34,23 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// TestAWSIdleStopDeletesOwnStack runs the agent as the aws task does (the
-// spec in SPINBOOK_AGENT_SPEC_JSON, the release command the aws backend
-// sets) with a short stop_after: it saves the workspace to the team repo,
-// then runs `spinbook aws delete-own-stack`, which deletes its own stack —
-// and no other — from a STAND-IN for CloudFormation, then exits.
-func TestAWSIdleStopDeletesOwnStack(t *testing.T) {
+// awsAgent is an agent run as the aws task runs it (the spec in
+// SPINBOOK_AGENT_SPEC_JSON, the release command the aws backend sets),
+// against a STAND-IN for CloudFormation holding the stacks of alice (its
+// own) and bob, with a real git remote and no model store.
+type awsAgent struct {
+	si      *awsstandin.StandIn
+	g       *gittest.Server
+	token   string
+	work    string
+	control string // the control API's base URL
+	spec    backend.AgentSpec
+	logs    *syncBuffer
+	exited  chan error
+}
+
+func startAWSAgent(t *testing.T, idle backend.Idle) *awsAgent {
+	t.Helper()
 	needJupyter(t)
 	si := awsstandin.New()
 	t.Cleanup(si.Close)
@@ -58,16 +69,19 @@ func TestAWSIdleStopDeletesOwnStack(t *testing.T) {
 	if release[0] != "/spinbook/spinbook" {
 		t.Fatalf("the release runs %s, not the task's entrypoint", release[0])
 	}
-	release = append([]string{bin}, release[1:]...)
+	idle.Release = append([]string{bin}, release[1:]...)
 	ports := freePorts(t, 2)
 	work := filepath.Join(t.TempDir(), "work")
 	spec := backend.AgentSpec{
 		User: "alice", Workspace: work, StateDir: t.TempDir(),
-		Listen: "127.0.0.1", FrontPort: ports[0], HealthPort: ports[1],
+		// As on the task: bundles on the instance disk, which the stack
+		// deletion destroys.
+		BundleDir: filepath.Join(work, ".git", "spinbook-bundles"),
+		Listen:    "127.0.0.1", FrontPort: ports[0], HealthPort: ports[1],
 		PasswordHash: hash, ControlToken: "control-" + newID(),
 		Repo:    &backend.Repo{URL: g.URL(), Branch: "main", Token: token},
 		Secrets: []string{token},
-		Idle:    &backend.Idle{StopAfter: 6 * time.Second, WarnBefore: 2 * time.Second, Release: release},
+		Idle:    &idle,
 	}
 	data, _ := json.Marshal(spec)
 	home := t.TempDir()
@@ -76,16 +90,16 @@ func TestAWSIdleStopDeletesOwnStack(t *testing.T) {
 		"AWS_ENDPOINT_URL="+si.URL, "AWS_ACCESS_KEY_ID=AKIDSTANDIN", "AWS_SECRET_ACCESS_KEY=stand-in-secret",
 		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_CONFIG_FILE="+filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "none"))
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	a := &awsAgent{si: si, g: g, token: token, work: work, spec: spec, logs: &syncBuffer{}, exited: make(chan error, 1),
+		control: fmt.Sprintf("http://127.0.0.1:%d/spinbook/api/", ports[0])}
+	cmd.Stdout, cmd.Stderr = a.logs, a.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { a.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-exited
+		<-a.exited
 	})
 	waitFor(t, "the agent's /readyz", 90*time.Second, func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1]))
@@ -95,38 +109,135 @@ func TestAWSIdleStopDeletesOwnStack(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	gittest.WriteFiles(t, work, map[string]string{"unsaved.txt": "written, never saved by hand\n"})
+	return a
+}
 
+// waitExit waits up to d for the agent to stop by itself.
+func (a *awsAgent) waitExit(t *testing.T, d time.Duration) {
+	t.Helper()
 	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-	case <-time.After(90 * time.Second):
-		t.Fatalf("the agent did not stop by itself within 90s:\n%s", logs.String())
+	case err := <-a.exited:
+		a.exited <- err // for the cleanup
+	case <-time.After(d):
+		t.Fatalf("the agent did not stop by itself within %s:\n%s", d, a.logs.String())
 	}
-	out := logs.String()
-	if tree := g.Tree(t, "main"); tree["unsaved.txt"] != "written, never saved by hand\n" {
+}
+
+// deleted lists the stacks DeleteStack was called for.
+func (a *awsAgent) deleted() []string {
+	var out []string
+	for _, req := range a.si.CFNRequests {
+		if form, _ := url.ParseQuery(req); form.Get("Action") == "DeleteStack" {
+			out = append(out, form.Get("StackName"))
+		}
+	}
+	return out
+}
+
+// awsIdle is the part of the agent's status this test reads.
+type awsIdle struct {
+	StopBlocked string `json:"stop_blocked"`
+	Warning     string `json:"warning"`
+}
+
+// idleStatus asks the agent's control API, as `spinbook status` does.
+func (a *awsAgent) idleStatus(t *testing.T) awsIdle {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, a.control+"status", nil)
+	req.Header.Set("Authorization", "Bearer "+a.spec.ControlToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("the agent's control API: %v\n%s", err, a.logs.String())
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Idle *awsIdle `json:"idle"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Idle == nil {
+		t.Fatalf("the agent's status: %v, %+v", err, st)
+	}
+	return *st.Idle
+}
+
+// TestAWSIdleStopDeletesOwnStack runs the agent as the aws task does with
+// a short stop_after: it saves the workspace to the team repo, then runs
+// `spinbook aws delete-own-stack`, which deletes its own stack — and no
+// other — from a STAND-IN for CloudFormation, then exits.
+func TestAWSIdleStopDeletesOwnStack(t *testing.T) {
+	a := startAWSAgent(t, backend.Idle{StopAfter: 6 * time.Second, WarnBefore: 2 * time.Second})
+	gittest.WriteFiles(t, a.work, map[string]string{"unsaved.txt": "written, never saved by hand\n"})
+
+	a.waitExit(t, 90*time.Second)
+	out := a.logs.String()
+	if tree := a.g.Tree(t, "main"); tree["unsaved.txt"] != "written, never saved by hand\n" {
 		t.Errorf("the remote main after the idle stop holds %v, want the unsaved file\n%s", tree, out)
 	}
 	saved, released := strings.Index(out, "workspace saved"), strings.Index(out, "releasing the server's resources")
 	if saved < 0 || released < 0 || released < saved {
 		t.Errorf("want the save (at %d) before the release (at %d) in the agent's log:\n%s", saved, released, out)
 	}
-	var deleted []string
-	for _, req := range si.CFNRequests {
-		if form, _ := url.ParseQuery(req); form.Get("Action") == "DeleteStack" {
-			deleted = append(deleted, form.Get("StackName"))
-		}
-	}
-	if len(deleted) != 1 || deleted[0] != "spinbook-e2e-alice" {
+	if deleted := a.deleted(); len(deleted) != 1 || deleted[0] != "spinbook-e2e-alice" {
 		t.Errorf("DeleteStack was called for %q, want only spinbook-e2e-alice\n%s", deleted, out)
 	}
-	if status, _, _, _ := si.Stack("spinbook-e2e-alice"); status != "DELETE_COMPLETE" {
+	if status, _, _, _ := a.si.Stack("spinbook-e2e-alice"); status != "DELETE_COMPLETE" {
 		t.Errorf("alice's stack is %s after the release, want DELETE_COMPLETE", status)
 	}
-	if status, _, _, _ := si.Stack("spinbook-e2e-bob"); status != "CREATE_COMPLETE" {
+	if status, _, _, _ := a.si.Stack("spinbook-e2e-bob"); status != "CREATE_COMPLETE" {
 		t.Errorf("bob's stack is %s, want it untouched", status)
 	}
-	if strings.Contains(out, token) {
+	if strings.Contains(out, a.token) {
+		t.Error("the agent's output holds the repo token")
+	}
+}
+
+// TestAWSIdleStopKeepsTheStackWhileWorkIsUnsaved: with no model store,
+// an aws server whose idle stop comes while the remote refuses its token
+// must not delete its stack — the bundle it can write lies on the
+// instance disk, which the deletion destroys. It stays up, its status says
+// why, and once the remote takes the token again the next try pushes the
+// work and the stack goes.
+func TestAWSIdleStopKeepsTheStackWhileWorkIsUnsaved(t *testing.T) {
+	a := startAWSAgent(t, backend.Idle{StopAfter: 5 * time.Second, WarnBefore: 2 * time.Second})
+	gittest.WriteFiles(t, a.work, map[string]string{"unsaved.txt": "written, never saved by hand\n"})
+	a.g.SetToken("revoked-" + newID())
+
+	var st awsIdle
+	waitFor(t, "the agent to say its stop is blocked", 60*time.Second, func() bool {
+		select {
+		case err := <-a.exited:
+			a.exited <- err
+			t.Fatalf("the agent stopped with its work unsaved:\n%s", a.logs.String())
+		default:
+		}
+		st = a.idleStatus(t)
+		return st.StopBlocked != ""
+	})
+	if !strings.HasPrefix(st.StopBlocked, "push failed: ") || !strings.Contains(st.StopBlocked, "spinbook-bundles") {
+		t.Errorf("stop_blocked = %q, want push failed, naming the bundle left on the instance disk", st.StopBlocked)
+	}
+	// A second failed try, and still no delete.
+	waitFor(t, "a second try of the save", 60*time.Second, func() bool {
+		return strings.Count(a.logs.String(), "the server stays up: its work could not be saved") >= 2
+	})
+	if deleted := a.deleted(); len(deleted) != 0 {
+		t.Fatalf("DeleteStack was called for %q while the work was unsaved\n%s", deleted, a.logs.String())
+	}
+	if status, _, _, _ := a.si.Stack("spinbook-e2e-alice"); status != "CREATE_COMPLETE" {
+		t.Fatalf("alice's stack is %s while her work is unsaved, want it kept", status)
+	}
+	if got := a.g.Tree(t, "main")["unsaved.txt"]; got != "" {
+		t.Fatalf("the remote took the work with the token revoked: %q", got)
+	}
+
+	a.g.SetToken(a.token)
+	a.waitExit(t, 120*time.Second)
+	if got := a.g.Tree(t, "main")["unsaved.txt"]; got != "written, never saved by hand\n" {
+		t.Errorf("the remote main after the retry holds unsaved.txt = %q, want the work\n%s", got, a.logs.String())
+	}
+	if deleted := a.deleted(); len(deleted) != 1 || deleted[0] != "spinbook-e2e-alice" {
+		t.Errorf("DeleteStack was called for %q after the save, want spinbook-e2e-alice once", deleted)
+	}
+	if strings.Contains(a.logs.String(), a.token) {
 		t.Error("the agent's output holds the repo token")
 	}
 }

@@ -1,10 +1,23 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/spinbook/spinbook/internal/gitwork/gittest"
 )
 
 // TestDockerIdleStop: on docker the idle agent exits, so the container
@@ -50,5 +63,161 @@ func TestDockerIdleStop(t *testing.T) {
 	}
 	if s := w.up("dk-idle"); !s.Ready {
 		t.Errorf("up after the idle stop = %+v, want a ready server", s)
+	}
+}
+
+// TestDockerIdleStopWaitsForUnsavedWork: a docker server whose idle stop
+// comes while its remote is down keeps its container running and says why
+// in status; the work stays committed on the workspace volume; once the
+// remote answers again the agent's next try pushes it and the container
+// stops.
+func TestDockerIdleStopWaitsForUnsavedWork(t *testing.T) {
+	w, cli := newDockerWorld(t, "idle: {stop_after: 6s, warn_before: 3s}\n", "dk-una")
+	if r := w.run("site", "up"); r.code != 0 {
+		t.Fatalf("site up: %s", r)
+	}
+	// The git server listens on the network's gateway, which containers
+	// reach, behind a proxy that adds the credentials (as in
+	// TestDockerRepoSavedOnDown) and that the test can take down.
+	n, err := cli.NetworkInspect(t.Context(), "spinbook-e2e", network.InspectOptions{})
+	if err != nil || len(n.IPAM.Config) == 0 {
+		t.Fatalf("network spinbook-e2e: %+v, %v", n.IPAM, err)
+	}
+	token := "canary-" + newID()
+	g := gittest.New(t, token, "main", gitSeed)
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.IPAM.Config[0].Gateway, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(rw, "down for maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		r.SetBasicAuth("e2e", token)
+		g.ServeHTTP(rw, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	f, err := os.OpenFile(w.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "repo:\n  url: http://%s/team.git\n  branch: main\n", ln.Addr())
+	f.Close()
+
+	w.up("dk-una")
+	containerOutput(t, cli, "spinbook-dk-una", "sh", "-c", "echo 'made in a container' > /home/jovyan/work/from-container.txt")
+	down.Store(true)
+
+	var st idleServer
+	waitFor(t, "status to say the stop is blocked", 90*time.Second, func() bool {
+		st = w.idleStatus("dk-una")
+		return st.StopBlocked != "" || st.State != "running"
+	})
+	if st.State != "running" || !strings.HasPrefix(st.StopBlocked, "push failed: ") {
+		t.Fatalf("with the remote down at the idle stop: state %q, stop_blocked %q, detail %q; want running, push failed", st.State, st.StopBlocked, st.Detail)
+	}
+	if c, err := cli.ContainerInspect(t.Context(), "spinbook-dk-una"); err != nil || !c.State.Running {
+		t.Errorf("the container with the stop blocked: %v; want it running", err)
+	}
+	if got := containerOutput(t, cli, "spinbook-dk-una", "git", "-c", "safe.directory=*", "-C", "/home/jovyan/work", "show", "HEAD:from-container.txt"); got != "made in a container\n" {
+		t.Errorf("the workspace's HEAD holds from-container.txt = %q, want the work committed", got)
+	}
+	if got := g.Tree(t, "main")["from-container.txt"]; got != "" {
+		t.Fatalf("the remote took the work while down: %q", got)
+	}
+
+	down.Store(false)
+	waitFor(t, "the retry to save and stop the server", 120*time.Second, func() bool { return w.idleStatus("dk-una").State != "running" })
+	if got := g.Tree(t, "main")["from-container.txt"]; got != "made in a container\n" {
+		t.Errorf("the remote main after the retry holds from-container.txt = %q, want the kernel's file", got)
+	}
+	if c, err := cli.ContainerInspect(t.Context(), "spinbook-dk-una"); err == nil && (c.State.Running || c.State.ExitCode != 0) {
+		t.Errorf("container after the stop: running %v, exit code %d; want exited with 0", c.State.Running, c.State.ExitCode)
+	}
+}
+
+// containerOutput runs cmd in the container name (not as a person would:
+// no activity) and returns its standard output.
+func containerOutput(t *testing.T, cli *client.Client, name string, cmd ...string) string {
+	t.Helper()
+	ex, err := cli.ContainerExecCreate(t.Context(), name, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		t.Fatalf("exec %v: %v", cmd, err)
+	}
+	att, err := cli.ContainerExecAttach(t.Context(), ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		t.Fatalf("exec %v: %v", cmd, err)
+	}
+	defer att.Close()
+	var stdout, stderr bytes.Buffer
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, att.Reader); err != nil {
+		t.Fatalf("exec %v: %v", cmd, err)
+	}
+	if stderr.Len() > 0 {
+		t.Logf("exec %v: %s", cmd, stderr.String())
+	}
+	return stdout.String()
+}
+
+// TestDockerSaveOnStopOutlastsTwentySeconds: a container stopped from
+// outside spinbook (the Engine's stop, as after a reboot of the host)
+// saves within docker.stop_grace, not a fixed 20 s: a push that the remote
+// holds up for 25 s still lands, with stop_grace 90s.
+func TestDockerSaveOnStopOutlastsTwentySeconds(t *testing.T) {
+	w, cli := newDockerWorld(t, "", "dk-slow")
+	data, err := os.ReadFile(w.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.config, bytes.Replace(data, []byte("stop_grace: 20s"), []byte("stop_grace: 90s"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.run("site", "up"); r.code != 0 {
+		t.Fatalf("site up: %s", r)
+	}
+	n, err := cli.NetworkInspect(t.Context(), "spinbook-e2e", network.InspectOptions{})
+	if err != nil || len(n.IPAM.Config) == 0 {
+		t.Fatalf("network spinbook-e2e: %+v, %v", n.IPAM, err)
+	}
+	token := "canary-" + newID()
+	g := gittest.New(t, token, "main", gitSeed)
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.IPAM.Config[0].Gateway, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var slow atomic.Bool
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if slow.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			// A big push over a slow link: the remote takes 25 s.
+			select {
+			case <-time.After(25 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		r.SetBasicAuth("e2e", token)
+		g.ServeHTTP(rw, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	f, err := os.OpenFile(w.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "repo:\n  url: http://%s/team.git\n  branch: main\n", ln.Addr())
+	f.Close()
+
+	w.up("dk-slow")
+	containerOutput(t, cli, "spinbook-dk-slow", "sh", "-c", "echo 'saved on a slow stop' > /home/jovyan/work/slow.txt")
+	slow.Store(true)
+	if err := cli.ContainerStop(t.Context(), "spinbook-dk-slow", container.StopOptions{}); err != nil {
+		t.Fatalf("stop the container: %v", err)
+	}
+	if got := g.Tree(t, "main")["slow.txt"]; got != "saved on a slow stop\n" {
+		r := w.run("logs", "--user", "dk-slow")
+		t.Errorf("the remote main after the stop holds slow.txt = %q, want the work pushed\n%s", got, lastLines(r.stdout+r.stderr, 20))
 	}
 }

@@ -32,6 +32,7 @@ type idleServer struct {
 	StopsInSeconds *int64     `json:"stops_in_seconds"`
 	Warning        string     `json:"warning"`
 	StopReason     string     `json:"stop_reason"`
+	StopBlocked    string     `json:"stop_blocked"`
 	CostPerHour    *float64   `json:"cost_per_hour"`
 	CostSoFar      *float64   `json:"cost_so_far"`
 }

@@ -169,7 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	wg.Go(func() { a.pollReady(pollCtx, j) })
-	idleStop := a.watchIdle(pollCtx, j)
+	idleStop := a.watchIdle(pollCtx, j, &wg)
 
 	var runErr error
 	select {
@@ -183,10 +183,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.ready.Store(false)
 	stopPoll()
 	wg.Wait()
-	a.saveOnStop()
-	j.stop(stopGrace)
 	if a.StopReason() != "" {
-		a.release()
+		// A stop of its own: the work is off the server already (the idle
+		// watcher saw to it), Jupyter stops, then a last save takes what
+		// the kernels wrote meanwhile. Only then is the server released;
+		// were that last save to fail, the agent exits without releasing
+		// (local, docker, kubernetes keep the workspace; aws starts the task
+		// again on the instance, which keeps it too).
+		j.stop(stopGrace)
+		if a.finalSave() {
+			a.release()
+		}
+	} else {
+		a.saveOnStop()
+		j.stop(stopGrace)
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

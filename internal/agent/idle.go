@@ -78,6 +78,12 @@ func shortDuration(d time.Duration) string {
 // defaultExtend is how long `spinbook extend` postpones a stop by default.
 const defaultExtend = time.Hour
 
+// idleLog is what the idle tracker logs to (a *slog.Logger).
+type idleLog interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}
+
 // idleTracker keeps the server's last activity and stops it by the idle
 // rules. Activity arrives from the front door (touch) and from polls of
 // Jupyter's kernels and terminals and the GPUs (the poll function).
@@ -85,16 +91,22 @@ type idleTracker struct {
 	timers  backend.Idle
 	started time.Time
 	now     func() time.Time
-	log     interface{ Info(string, ...any) }
+	log     idleLog
 
 	mu            sync.Mutex
 	lastActive    time.Time
 	extendedUntil time.Time
 	warned        bool
 	stopReason    string
+	// blocked says why a due stop waits (the save did not get the work
+	// off the server); "" when no stop waits. The next try of the save
+	// is at retryAt, tries counts them.
+	blocked string
+	retryAt time.Time
+	tries   int
 }
 
-func newIdleTracker(timers backend.Idle, now func() time.Time, log interface{ Info(string, ...any) }) *idleTracker {
+func newIdleTracker(timers backend.Idle, now func() time.Time, log idleLog) *idleTracker {
 	start := now()
 	return &idleTracker{timers: timers, started: start, lastActive: start, now: now, log: log}
 }
@@ -140,9 +152,41 @@ func (t *idleTracker) pollInterval() time.Duration {
 	return max(d, 100*time.Millisecond)
 }
 
+// retryWait is how long a blocked stop waits before try n (from 1) of
+// its save: retryFirst doubling to retryMax; with a short stop_after, a
+// few poll intervals to start with.
+func (t *idleTracker) retryWait(n int) time.Duration {
+	d := min(retryFirst, max(4*t.pollInterval(), time.Second))
+	for i := 1; i < n && d < retryMax; i++ {
+		d *= 2
+	}
+	return min(d, retryMax)
+}
+
+// retryNow makes a blocked stop try its save at the next poll (a save
+// from outside just reached the remote).
+func (t *idleTracker) retryNow() {
+	t.mu.Lock()
+	if t.blocked != "" {
+		t.retryAt = time.Time{}
+	}
+	t.mu.Unlock()
+}
+
+// stopBlocked is why a due stop waits; "" when none does.
+func (t *idleTracker) stopBlocked() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.blocked
+}
+
 // run polls for activity and applies the rules until ctx is done (it
-// returns "") or the server is to stop (it returns the reason).
-func (t *idleTracker) run(ctx context.Context, poll func(context.Context)) string {
+// returns "") or the server is to stop (it returns the reason). A due
+// stop goes ahead only when save (try n, from 0) says nothing blocks it
+// ("" when the work is safe); else the server stays, and save is tried
+// again after retryWait, until it succeeds or activity (or extend) calls
+// the stop off.
+func (t *idleTracker) run(ctx context.Context, poll func(context.Context), save func(ctx context.Context, n int) string) string {
 	if t.timers.StopAfter <= 0 && t.timers.MaxAge <= 0 {
 		<-ctx.Done()
 		return ""
@@ -156,11 +200,39 @@ func (t *idleTracker) run(ctx context.Context, poll func(context.Context)) strin
 		v := t.verdict()
 		t.mu.Lock()
 		switch {
+		case v.Stop && t.now().Before(t.retryAt):
+			// blocked; wait for the next try
 		case v.Stop:
-			t.stopReason = v.Reason
+			n := t.tries
 			t.mu.Unlock()
-			t.log.Info("stopping by the idle rules", "reason", v.Reason)
-			return v.Reason
+			why := ""
+			if save != nil {
+				why = save(ctx, n)
+			}
+			if ctx.Err() != nil {
+				return ""
+			}
+			if why == "" && t.verdict().Stop { // still due: no one came back during the save
+				t.mu.Lock()
+				t.stopReason, t.blocked = v.Reason, ""
+				t.mu.Unlock()
+				t.log.Info("stopping by the idle rules", "reason", v.Reason)
+				return v.Reason
+			}
+			t.mu.Lock()
+			if why != "" {
+				t.blocked, t.tries = why, n+1
+				t.retryAt = t.now().Add(t.retryWait(t.tries))
+				t.log.Warn("the server stays up: its work could not be saved", "stop", v.Reason, "why", why,
+					"next_try", t.retryAt.UTC().Format(time.RFC3339))
+			}
+		case t.blocked != "":
+			// Activity or extend called the stop off; the next one starts afresh.
+			t.blocked, t.tries, t.retryAt = "", 0, time.Time{}
+			t.log.Info("the blocked stop is called off: the server is in use again")
+		}
+		switch {
+		case v.Stop:
 		case v.Warn && !t.warned:
 			t.warned = true
 			t.log.Info("the server will stop soon", "at", v.StopAt.UTC().Format(time.RFC3339), "reason", v.Reason)
@@ -181,6 +253,10 @@ func (t *idleTracker) run(ctx context.Context, poll func(context.Context)) strin
 // request as activity (which may postpone the stop, as the text says).
 func (t *idleTracker) banner() string {
 	v := t.verdict()
+	if blocked := t.stopBlocked(); blocked != "" && v.Stop {
+		return fmt.Sprintf("This server should have stopped (%s) but your work could not be saved: %s; "+
+			"it stays up until a save succeeds. Save in a terminal or fix the remote.", v.Reason, blocked)
+	}
 	if !v.Warn {
 		return ""
 	}
@@ -216,6 +292,10 @@ type IdleStatus struct {
 	CostPerHour  *float64   `json:"cost_per_hour,omitempty"`
 	CostSoFar    *float64   `json:"cost_so_far,omitempty"`
 	ExtendedTill *time.Time `json:"extended_until,omitempty"`
+	// StopBlocked says why a due stop waits, starting with what failed
+	// ("push failed: ..."): the work is not safe off the server yet, so it
+	// stays up and tries the save again. Absent when no stop waits.
+	StopBlocked string `json:"stop_blocked,omitempty"`
 }
 
 func (t *idleTracker) status() IdleStatus {
@@ -232,6 +312,9 @@ func (t *idleTracker) status() IdleStatus {
 		WarnBefore:  offDuration(t.timers.WarnBefore),
 		Size:        t.timers.Size,
 	}
+	if v.Stop { // else activity or extend has called the stop off
+		s.StopBlocked = t.blocked
+	}
 	if !t.extendedUntil.IsZero() && t.extendedUntil.After(now) {
 		e := t.extendedUntil.UTC()
 		s.ExtendedTill = &e
@@ -242,7 +325,10 @@ func (t *idleTracker) status() IdleStatus {
 		in := int64(max(v.StopAt.Sub(now), 0) / time.Second)
 		s.StopsAt, s.StopsInSeconds = &at, &in
 	}
-	if v.Warn {
+	if s.StopBlocked != "" && v.Stop {
+		s.Warning = fmt.Sprintf("should have stopped (%s), but stays up until its work is saved; it tries again by itself",
+			v.Reason)
+	} else if v.Warn {
 		s.Warning = fmt.Sprintf("stops in %s (%s); any activity postpones an idle stop, or run `spinbook extend`",
 			shortDuration(max(v.StopAt.Sub(now), 0)), v.Reason)
 	}
@@ -325,22 +411,23 @@ func (a *Agent) startIdle() {
 	a.idle = newIdleTracker(timers, time.Now, a.log)
 }
 
-// watchIdle polls Jupyter j and the GPUs for activity until ctx is done;
-// the returned channel gets the reason when the idle rules stop the server.
-func (a *Agent) watchIdle(ctx context.Context, j *jupyter) <-chan string {
+// watchIdle polls Jupyter j and the GPUs for activity until ctx is done,
+// in a goroutine of wg; the returned channel gets the reason when the idle
+// rules stop the server (and its work is safe).
+func (a *Agent) watchIdle(ctx context.Context, j *jupyter, wg *sync.WaitGroup) <-chan string {
 	stop := make(chan string, 1)
 	probe := newActivityProbe(j)
-	go func() {
+	wg.Go(func() {
 		defer probe.close()
 		reason := a.idle.run(ctx, func(ctx context.Context) {
 			if probe.active(ctx) {
 				a.idle.touch()
 			}
-		})
+		}, a.saveForStop)
 		if reason != "" {
 			stop <- reason
 		}
-	}()
+	})
 	return stop
 }
 

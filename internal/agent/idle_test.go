@@ -87,7 +87,7 @@ func TestIdleTrackerTimers(t *testing.T) {
 			tr := newIdleTracker(backend.Idle{StopAfter: 2 * time.Hour, WarnBefore: 10 * time.Minute}, time.Now, quiet)
 			start := time.Now()
 			done := make(chan string, 1)
-			go func() { done <- tr.run(t.Context(), nil) }()
+			go func() { done <- tr.run(t.Context(), nil, nil) }()
 
 			time.Sleep(109 * time.Minute)
 			synctest.Wait()
@@ -124,7 +124,7 @@ func TestIdleTrackerTimers(t *testing.T) {
 					if time.Since(start) <= 3*time.Hour {
 						tr.touch()
 					}
-				})
+				}, nil)
 			}()
 			time.Sleep(4*time.Hour + 45*time.Minute)
 			synctest.Wait()
@@ -157,7 +157,7 @@ func TestIdleTrackerTimers(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			tr := newIdleTracker(backend.Idle{StopAfter: time.Hour, MaxAge: 5 * time.Hour, WarnBefore: 10 * time.Minute}, time.Now, quiet)
 			start := time.Now()
-			reason := tr.run(t.Context(), func(context.Context) { tr.touch() }) // always busy
+			reason := tr.run(t.Context(), func(context.Context) { tr.touch() }, nil) // always busy
 			if got := time.Since(start); got < 5*time.Hour || got > 5*time.Hour+tr.pollInterval() {
 				t.Errorf("stopped after %v, want 5h", got)
 			}
@@ -171,7 +171,7 @@ func TestIdleTrackerTimers(t *testing.T) {
 			tr := newIdleTracker(backend.Idle{}, time.Now, quiet)
 			ctx, cancel := context.WithTimeout(t.Context(), 1000*time.Hour)
 			defer cancel()
-			if reason := tr.run(ctx, nil); reason != "" {
+			if reason := tr.run(ctx, nil, nil); reason != "" {
 				t.Errorf("stopped with timers off: %q", reason)
 			}
 		})

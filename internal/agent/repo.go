@@ -24,9 +24,6 @@ const (
 	cloneTimeout = 10 * time.Minute
 	syncTimeout  = 2 * time.Minute
 	saveTimeout  = 5 * time.Minute
-	// stopSaveTimeout bounds the save on SIGTERM; the local backend waits
-	// for it (local.stopTimeout) and Jupyter's stopGrace.
-	stopSaveTimeout = 20 * time.Second
 )
 
 // repoState is the agent's side of the team repo.
@@ -167,21 +164,6 @@ func (a *Agent) saveRepo(ctx context.Context, message string) (gitwork.Result, e
 	return res, err
 }
 
-// saveOnStop saves the work as the agent stops, within stopSaveTimeout, so
-// that a server stopped from outside spinbook still pushes its work.
-func (a *Agent) saveOnStop() {
-	if a.repo == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), stopSaveTimeout)
-	defer cancel()
-	a.log.Info("saving the workspace before stopping")
-	res, err := a.saveRepo(ctx, "")
-	if err == nil {
-		a.log.Info("workspace saved", "head", res.Head, "pushed_to", res.PushedTo, "bundle", res.Bundle, "up_to_date", res.UpToDate)
-	}
-}
-
 // SaveResponse is what POST /spinbook/api/save answers.
 type SaveResponse struct {
 	// Repo is false when the server has no repo: there is nothing to save.
@@ -255,6 +237,9 @@ func (a *Agent) serveSave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res.Reason = a.redact.Redact(res.Reason)
+	if res.OffServer() && a.idle != nil {
+		a.idle.retryNow() // a stop waiting for this save may go ahead
+	}
 	writeJSON(w, http.StatusOK, SaveResponse{Repo: true, Result: &res})
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spinbook/spinbook/internal/atomicfile"
 )
@@ -93,6 +94,13 @@ type AgentSpec struct {
 	// Idle is when the agent stops the server by itself, and its price;
 	// nil: it never does.
 	Idle *Idle `json:"idle,omitempty"`
+
+	// StopGrace is how long the backend waits, after it sends the agent
+	// SIGTERM, before it kills the server: docker.stop_grace, the pod's
+	// terminationGracePeriodSeconds, the ECS task's stopTimeout, the local
+	// backend's wait. The agent's save on SIGTERM takes this less the time
+	// it keeps for stopping the kernels. Zero: unknown (20s of saving).
+	StopGrace time.Duration `json:"stop_grace,omitempty"`
 }
 
 // WriteAgentSpec writes s to path with mode 0600, replacing any old file.

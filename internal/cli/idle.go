@@ -46,6 +46,9 @@ type idleJSON struct {
 	// Warning is set once a stop is near.
 	Warning    string `json:"warning,omitempty"`
 	StopReason string `json:"stop_reason,omitempty"`
+	// StopBlocked says why a due stop waits, starting with what failed
+	// ("push failed: ..."): the server stays up until its work is saved.
+	StopBlocked string `json:"stop_blocked,omitempty"`
 	// CostPerHour and CostSoFar are estimates in USD; absent when the
 	// size has no price.
 	CostPerHour *float64 `json:"cost_per_hour,omitempty"`
@@ -76,6 +79,7 @@ func idleFromAgent(s *agent.IdleStatus) *idleJSON {
 		StopsInSeconds: s.StopsInSeconds,
 		Warning:        s.Warning,
 		StopReason:     s.Reason,
+		StopBlocked:    s.StopBlocked,
 		CostPerHour:    s.CostPerHour,
 		CostSoFar:      s.CostSoFar,
 	}
@@ -117,7 +121,13 @@ func idleRows(i *idleJSON) [][]string {
 	if i.StopsAt != nil {
 		stops = "in " + ui.Duration(time.Until(*i.StopsAt)) + " (" + i.StopsAt.Local().Format(time.DateTime) + "; " + i.StopReason + ")"
 	}
+	if i.StopBlocked != "" {
+		stops = "now (" + i.StopReason + "), but the server stays up until its work is saved; it tries again by itself"
+	}
 	rows = append(rows, []string{"stops:", stops})
+	if i.StopBlocked != "" {
+		rows = append(rows, []string{"stop blocked:", i.StopBlocked})
+	}
 	if i.Warning != "" {
 		rows = append(rows, []string{"warning:", "this server " + i.Warning})
 	}
@@ -149,6 +159,9 @@ func idleColumns(i *idleJSON) []string {
 		if i.Warning != "" {
 			stops += " (!)"
 		}
+	}
+	if i.StopBlocked != "" {
+		stops = "blocked"
 	}
 	return []string{size, ui.Duration(time.Duration(i.IdleSeconds) * time.Second), stops, costText(i)}
 }

@@ -256,7 +256,7 @@ func saveBeforeDown(ctx context.Context, e *env, cfg *config.Config, srv backend
 	if err == nil && out.Repo {
 		printSave(e.stderr, out)
 	}
-	if err == nil && out.Repo && out.PushedTo == "" && !out.UpToDate && out.StoredBundle == "" {
+	if err == nil && out.Repo && !out.OffServer() { // the rule of the agent's own idle stop too
 		err = fmt.Errorf("the remote could not take the work (%s); it is only in the bundle %s", out.Reason, out.Bundle)
 	}
 	if err == nil {

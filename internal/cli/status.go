@@ -19,6 +19,9 @@ whether Jupyter answers, its URL and health URL, its workspace and uptime.
 For a running server, its agent adds its size, how long it has been idle,
 when it stops itself (idle.stop_after, idle.max_age; a warning once that is
 near: postpone it with ` + "`spinbook extend`" + `) and the estimated cost.
+A server whose stop is due but whose work could not be saved off it stays
+up: status says why in a line "stop blocked: REASON" (--json:
+"stop_blocked"), and the agent tries the save again by itself.
 
 It also lists the secrets the config names (such as warehouse.password) and
 whether each resolves here and now, as the next up would need; never a value.`,
@@ -81,6 +84,10 @@ func newLs(e *env) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List every server of this backend",
+		Long: `List every server of this backend: state, uptime, size, idle time, when it
+stops itself and the estimated cost. A server whose stop is due but whose
+work could not be saved off it shows "(stop blocked)" in its state, and a
+note under the table says why (--json: "stop_blocked").`,
 		Example: `  spinbook ls
   spinbook ls --json`,
 		Args: cobra.NoArgs,
@@ -110,14 +117,26 @@ func newLs(e *env) *cobra.Command {
 				return nil
 			}
 			var rows [][]string
+			var notes []string
 			for i, s := range servers {
 				up := "-"
 				if s.State == backend.Running && !s.StartedAt.IsZero() {
 					up = ui.Duration(time.Since(s.StartedAt))
 				}
-				rows = append(rows, append([]string{s.User, string(s.State), up}, append(idleColumns(idles[i]), s.URL)...))
+				state := string(s.State)
+				if idles[i] != nil && idles[i].StopBlocked != "" {
+					state += " (stop blocked)"
+					notes = append(notes, s.User+": stop blocked: "+idles[i].StopBlocked)
+				}
+				rows = append(rows, append([]string{s.User, state, up}, append(idleColumns(idles[i]), s.URL)...))
 			}
-			return ui.Table(e.stdout, []string{"USER", "STATE", "UPTIME", "SIZE", "IDLE", "STOPS IN", "COST", "URL"}, rows)
+			if err := ui.Table(e.stdout, []string{"USER", "STATE", "UPTIME", "SIZE", "IDLE", "STOPS IN", "COST", "URL"}, rows); err != nil {
+				return err
+			}
+			for _, n := range notes {
+				fmt.Fprintln(e.stdout, n)
+			}
+			return nil
 		},
 	}
 }

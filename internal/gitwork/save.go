@@ -63,6 +63,14 @@ type Result struct {
 	Saved  bool   `json:"saved"`
 }
 
+// OffServer says that the save put every commit somewhere the server's
+// own storage is not: on a remote branch (pushed, or there already), or in
+// a bundle stored away (StoredBundle: the model store). A bundle only in
+// BundleDir is a last resort on the server's own disk, and does not count.
+func (r Result) OffServer() bool {
+	return r.Saved && (r.PushedTo != "" || r.UpToDate || r.StoredBundle != "")
+}
+
 // Save commits every change in the work tree — modified, new and deleted
 // files; .gitignore decides what is left out — and places every commit on
 // the remote: fast-forward onto the checked-out branch; if the remote

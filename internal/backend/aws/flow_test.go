@@ -185,6 +185,10 @@ func TestFlowUpDownAgainstStandIn(t *testing.T) {
 	if spec.Agent.Idle.Release != nil {
 		t.Errorf("Up changed the caller's spec: %+v", spec.Agent.Idle)
 	}
+	// The agent fits its save on SIGTERM into the grace ECS gives the task.
+	if storedSpec.StopGrace != 120*time.Second || !strings.Contains(w.si.Template(name), `"StopTimeout":120`) {
+		t.Errorf("the stored spec's stop_grace is %v; want the task's stopTimeout, 120s, in the template too", storedSpec.StopGrace)
+	}
 	if got := w.si.Template(name); !strings.Contains(got, `"EntryPoint":["`+wantRelease[0]+`"]`) {
 		t.Errorf("the release command's binary %s is not the task's entrypoint", wantRelease[0])
 	}

@@ -144,6 +144,8 @@ func (a *AWS) agentSpec(spec backend.Spec) backend.AgentSpec {
 	as.CredentialsDir = containerHome
 	as.CacheDir = path.Join(containerHome, ".cache", "spinbook")
 	as.BundleDir = path.Join(workspacePath, ".git", "spinbook-bundles")
+	// ECS kills the task stopTimeout after its SIGTERM.
+	as.StopGrace = stopTimeoutSec * time.Second
 	as.InheritListeners = false
 	as.Listen = "0.0.0.0"
 	as.FrontPort = frontPort

@@ -313,6 +313,8 @@ func (d *Docker) start(ctx context.Context, id string, spec backend.Spec, home, 
 	// Bundles must outlive the container: on the workspace volume, inside
 	// .git where they are no part of the checkout.
 	as.BundleDir = path.Join(workspace, ".git", "spinbook-bundles")
+	// The Engine kills the container stop_grace after its SIGTERM.
+	as.StopGrace = d.cfg.Docker.StopGraceDuration
 	as.InheritListeners = false
 	as.Listen = "0.0.0.0"
 	as.FrontPort = frontPort

@@ -251,6 +251,12 @@ func live(p *corev1.Pod) bool {
 	return p.DeletionTimestamp == nil && (p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning || p.Status.Phase == "")
 }
 
+// podGrace is the pod's terminationGracePeriodSeconds: stop_grace for the
+// agent's save, and 15 s more for stopping the kernels.
+func podGrace(kc config.Kubernetes) time.Duration {
+	return kc.StopGraceDuration + 15*time.Second
+}
+
 // agentSpec fills in where things live in the pod.
 func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.AgentSpec {
 	kc := k.cfg.Kubernetes
@@ -261,6 +267,8 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.A
 	as.CredentialsDir = kc.Home
 	as.CacheDir = ""
 	as.BundleDir = path.Join(as.Workspace, ".git", "spinbook-bundles")
+	// The agent fits its save on SIGTERM into the pod's grace.
+	as.StopGrace = podGrace(kc)
 	as.InheritListeners = false
 	as.Listen = "0.0.0.0"
 	as.FrontPort = frontPort
@@ -336,7 +344,7 @@ func podSpec(c *config.Config, spec backend.Spec, size config.Size) *corev1.Pod 
 		lbl[backend.LabelTLS] = "true"
 	}
 	workspace := path.Join(kc.Home, "work")
-	grace := int64((kc.StopGraceDuration + 15*time.Second) / time.Second)
+	grace := int64(podGrace(kc) / time.Second)
 	no, yes := false, true
 	root := int64(0)
 	shm := resource.NewQuantity(defaultShm, resource.BinarySI)
@@ -775,7 +783,7 @@ func (k *Kubernetes) Down(ctx context.Context, user string, progress func(backen
 	if err != nil {
 		return err
 	}
-	grace := int64((k.cfg.Kubernetes.StopGraceDuration + 15*time.Second) / time.Second)
+	grace := int64(podGrace(k.cfg.Kubernetes) / time.Second)
 	if pod != nil && live(pod) {
 		progress(backend.Event{Message: fmt.Sprintf("stopping pod %s (up to %s for the agent to save and stop its kernels)", PodName(user), k.cfg.Kubernetes.StopGraceDuration)})
 	}

@@ -264,8 +264,8 @@ func TestSizeMapsToPodSpec(t *testing.T) {
 	if main.ReadinessProbe.HTTPGet.Path != "/readyz" || main.LivenessProbe.HTTPGet.Path != "/healthz" || main.LivenessProbe.HTTPGet.Port.StrVal != healthName {
 		t.Errorf("probes = %+v %+v, want /readyz and /healthz on the health port", main.ReadinessProbe, main.LivenessProbe)
 	}
-	if g := *p.Spec.TerminationGracePeriodSeconds; g < int64(c.Kubernetes.StopGraceDuration/time.Second) {
-		t.Errorf("terminationGracePeriodSeconds = %d, want at least stop_grace", g)
+	if g := *p.Spec.TerminationGracePeriodSeconds; g < int64(c.Kubernetes.StopGraceDuration/time.Second) || g != int64(podGrace(c.Kubernetes)/time.Second) {
+		t.Errorf("terminationGracePeriodSeconds = %d, want at least stop_grace, and the grace the agent is told (%v)", g, podGrace(c.Kubernetes))
 	}
 	for _, e := range main.Env {
 		if e.Name != "SPINBOOK_AGENT_SPEC" {

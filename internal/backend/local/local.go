@@ -35,9 +35,9 @@ import (
 var _ backend.Backend = (*Local)(nil)
 var _ backend.Logger = (*Local)(nil)
 
-// stopTimeout is how long Down waits for the agent to save the work (at
-// most 20 s, see agent.stopSaveTimeout), stop its kernels and exit before
-// it kills what is left.
+// stopTimeout is how long Down waits for the agent to save the work, stop
+// its kernels and exit before it kills what is left; the agent learns it
+// (AgentSpec.StopGrace) and fits its save on SIGTERM into it.
 const stopTimeout = 45 * time.Second
 
 // Local is the local backend.
@@ -148,6 +148,7 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	as.CacheDir = filepath.Join(l.stateDir, "cache")
 	as.CredentialsDir = filepath.Join(dir, "credentials")
 	as.BundleDir = filepath.Join(dir, "bundles")
+	as.StopGrace = stopTimeout // Down waits this long after SIGTERM
 	as.InheritListeners = true
 	// The front door answers the name in the URL (server), besides
 	// access.hosts; an address it listens on needs no entry.
