@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Kubernetes configures backend kubernetes: each server is a Pod on a
@@ -27,7 +29,8 @@ type Kubernetes struct {
 	// cluster's default class.
 	StorageClass string `yaml:"storage_class"`
 	// WorkspaceSize is the size of a workspace volume when the server's size
-	// gives none (sizes.NAME.storage). Default: 10GiB.
+	// gives none (sizes.NAME.storage), in spinbook's units (10GiB) or as a
+	// Kubernetes quantity (10Gi, 500Mi, 10G). Default: 10GiB.
 	WorkspaceSize string `yaml:"workspace_size"`
 	// Home is the home directory of the image's user; the workspace is
 	// mounted at HOME/work. Default: /home/jovyan (Jupyter docker-stacks).
@@ -112,7 +115,7 @@ func (v *validation) kubernetes() {
 	if k.WorkspaceSize == "" {
 		k.WorkspaceSize = defaultWorkspaceSize
 	}
-	if n, msg := parseBytes(k.WorkspaceSize); msg != "" {
+	if n, msg := parseStorage(k.WorkspaceSize); msg != "" {
 		v.problemf("kubernetes.workspace_size", "%q: %s", k.WorkspaceSize, msg)
 	} else {
 		k.WorkspaceBytes = n
@@ -165,7 +168,7 @@ func (v *validation) kubernetes() {
 // sizeKubernetes checks the keys of size s only the kubernetes backend reads.
 func (v *validation) sizeKubernetes(p string, s *Size) {
 	if s.Storage != "" {
-		n, msg := parseBytes(s.Storage)
+		n, msg := parseStorage(s.Storage)
 		if msg != "" {
 			v.problemf(p+".storage", "%q: %s", s.Storage, msg)
 		}
@@ -199,4 +202,38 @@ func (v *validation) sizeKubernetes(p string, s *Size) {
 			v.problemf(tp+".effect", "%q: want NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
 		}
 	}
+}
+
+// parseStorage parses a volume size: spinbook's own notation (10GiB,
+// 1.5TiB, as for memory) or a Kubernetes quantity, which is what people
+// who write PersistentVolumeClaims type: binary 10Gi, 500Mi, or decimal
+// 10G (10^9 bytes), 500M. A number alone, which Kubernetes reads as
+// bytes, and the milli suffix m are refused as surely not meant.
+func parseStorage(s string) (int64, string) {
+	const form = "want a size such as 10GiB, or as in Kubernetes 10Gi or 10G (units: KiB, MiB, GiB, TiB; Ki, Mi, Gi, Ti; k, M, G, T)"
+	if n, msg := parseBytes(s); msg == "" || strings.HasPrefix(msg, "more than") {
+		return n, msg
+	}
+	t := strings.TrimSpace(s)
+	if t == "" || strings.Trim(t, "0123456789.") == "" {
+		return 0, form + "; a number alone would be bytes: give a unit"
+	}
+	if strings.HasSuffix(t, "m") {
+		return 0, form + "; m is a thousandth; did you mean " + strings.TrimSuffix(t, "m") + "M?"
+	}
+	q, err := resource.ParseQuantity(t)
+	if err != nil {
+		return 0, form
+	}
+	if q.Sign() <= 0 {
+		return 0, form
+	}
+	if q.Cmp(resource.MustParse("1Pi")) > 0 {
+		return 0, "more than a PiB; check the unit"
+	}
+	n := q.Value() // rounded up to a whole byte
+	if q.Cmp(*resource.NewQuantity(n, resource.BinarySI)) != 0 {
+		return 0, form + "; a whole number of bytes"
+	}
+	return n, ""
 }
