@@ -2,11 +2,15 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Kubernetes configures backend kubernetes: each server is a Pod on a
@@ -48,10 +52,17 @@ type Kubernetes struct {
 	// Ingress, when Host is set, puts an Ingress in front of each server
 	// (its Service is then a ClusterIP); else the Service is a NodePort.
 	Ingress KubernetesIngress `yaml:"ingress"`
+	// PodCIDRs is the cluster's pod network. Each server's NetworkPolicy
+	// keeps its ports from these addresses (but the ingress controller's
+	// pods), and `up` warns when access.trusted_proxies covers them.
+	// Default: the nodes' spec.podCIDRs (needs nodes: list); give it where
+	// the CNI does not use them (Calico IPAM, AWS VPC CNI).
+	PodCIDRs []string `yaml:"pod_cidrs"`
 
 	// The fields above parsed; filled by Validate.
-	WorkspaceBytes    int64         `yaml:"-"`
-	StopGraceDuration time.Duration `yaml:"-"`
+	WorkspaceBytes    int64          `yaml:"-"`
+	StopGraceDuration time.Duration  `yaml:"-"`
+	PodPrefixes       []netip.Prefix `yaml:"-"`
 }
 
 // KubernetesIngress is the Ingress in front of each server: USER.HOST, so
@@ -65,6 +76,21 @@ type KubernetesIngress struct {
 	// TLSSecret is a Secret of type kubernetes.io/tls in the namespace with
 	// a certificate for *.HOST; TLS then ends at the ingress.
 	TLSSecret string `yaml:"tls_secret"`
+	// ControllerSelector names the ingress controller's pods: the only
+	// pods each server's NetworkPolicy lets reach the front door, and the
+	// only ones to list in access.trusted_proxies. Default: ingress-nginx.
+	ControllerSelector IngressControllerSelector `yaml:"controller_selector"`
+}
+
+// IngressControllerSelector selects the ingress controller's pods.
+type IngressControllerSelector struct {
+	// Namespace is the controller's namespace (matched by its
+	// kubernetes.io/metadata.name label). Default: ingress-nginx.
+	Namespace string `yaml:"namespace"`
+	// PodLabels are labels every controller pod has. Default:
+	// app.kubernetes.io/name: ingress-nginx and
+	// app.kubernetes.io/component: controller (the ingress-nginx chart).
+	PodLabels map[string]string `yaml:"pod_labels"`
 }
 
 // A Toleration lets a server's pod onto nodes with a matching taint
@@ -76,13 +102,20 @@ type Toleration struct {
 	Effect   string `yaml:"effect"` // NoSchedule, PreferNoSchedule, NoExecute; "" all
 }
 
+// DefaultControllerLabels are the pod labels of ingress-nginx's controller,
+// as its Helm chart and manifests set them.
+func DefaultControllerLabels() map[string]string {
+	return map[string]string{"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}
+}
+
 // Defaults of the kubernetes keys.
 const (
-	defaultNamespace     = "default"
-	defaultWorkspaceSize = "10GiB"
-	defaultK8sHome       = "/home/jovyan"
-	defaultK8sUID        = 1000
-	defaultK8sGID        = 100
+	defaultControllerNamespace = "ingress-nginx"
+	defaultNamespace           = "default"
+	defaultWorkspaceSize       = "10GiB"
+	defaultK8sHome             = "/home/jovyan"
+	defaultK8sUID              = 1000
+	defaultK8sGID              = 100
 )
 
 var (
@@ -156,6 +189,32 @@ func (v *validation) kubernetes() {
 	}
 	if in.TLSSecret != "" && !dnsSubdomainRE.MatchString(in.TLSSecret) {
 		v.problemf("kubernetes.ingress.tls_secret", "%q is not a Secret name", in.TLSSecret)
+	}
+	cs := &k.Ingress.ControllerSelector
+	if cs.Namespace == "" {
+		cs.Namespace = defaultControllerNamespace
+	} else if !dnsLabelRE.MatchString(cs.Namespace) {
+		v.problemf("kubernetes.ingress.controller_selector.namespace", "%q is not a namespace name: lowercase letters, digits and -", cs.Namespace)
+	}
+	if len(cs.PodLabels) == 0 {
+		cs.PodLabels = DefaultControllerLabels()
+	}
+	for _, key := range slices.Sorted(maps.Keys(cs.PodLabels)) {
+		val := cs.PodLabels[key]
+		if errs := k8svalidation.IsQualifiedName(key); len(errs) > 0 {
+			v.problemf("kubernetes.ingress.controller_selector.pod_labels", "%q is not a label name: %s", key, errs[0])
+		} else if errs := k8svalidation.IsValidLabelValue(val); len(errs) > 0 {
+			v.problemf("kubernetes.ingress.controller_selector.pod_labels", "%s: %q is not a label value: %s", key, val, errs[0])
+		}
+	}
+	k.PodPrefixes = nil
+	for _, c := range k.PodCIDRs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			v.problemf("kubernetes.pod_cidrs", "%q is not a CIDR (example: 10.244.0.0/16)", c)
+			continue
+		}
+		k.PodPrefixes = append(k.PodPrefixes, p.Masked())
 	}
 	if in.Host == "" && (in.Class != "" || in.TLSSecret != "") {
 		v.problemf("kubernetes.ingress.host", "required when kubernetes.ingress has class or tls_secret: the domain servers live under")

@@ -10,12 +10,16 @@ import (
 // defaultKubernetes is what Validate fills in for the kubernetes keys.
 func defaultKubernetes() Kubernetes {
 	return Kubernetes{
-		Namespace:         "default",
-		WorkspaceSize:     "10GiB",
-		Home:              "/home/jovyan",
-		UID:               1000,
-		GID:               100,
-		StopGrace:         "60s",
+		Namespace:     "default",
+		WorkspaceSize: "10GiB",
+		Home:          "/home/jovyan",
+		UID:           1000,
+		GID:           100,
+		StopGrace:     "60s",
+		Ingress: KubernetesIngress{ControllerSelector: IngressControllerSelector{
+			Namespace: "ingress-nginx",
+			PodLabels: map[string]string{"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+		}},
 		WorkspaceBytes:    10 << 30,
 		StopGraceDuration: 60 * time.Second,
 	}
