@@ -158,3 +158,69 @@ func TestKubernetesMissingImageFailsFast(t *testing.T) {
 		t.Errorf("up took %s to fail, want seconds", took)
 	}
 }
+
+// TestKubernetesOtherPodsCannotReachTheFrontDoor (issue 14, finding 2):
+// with access.trusted_proxies set to the pod network, as the docs once
+// said, a pod of the cluster — here another user's kernel — could connect
+// to a server's pod directly, forge X-Forwarded-For: 127.0.0.1 and pass
+// the allowlist. Each server now has a NetworkPolicy (enforced in the test
+// cluster by kube-router) that keeps every pod off its ports, while the
+// NodePort still serves; and up warns about the trusted pod network.
+func TestKubernetesOtherPodsCannotReachTheFrontDoor(t *testing.T) {
+	w, cl := newK8sWorld(t, "access:\n  allow: [127.0.0.0/8]\n  trusted_proxies: [10.244.0.0/16]\n")
+	r := w.run("up", "--json", "--user", "k8-ada")
+	if r.code != 0 {
+		t.Fatalf("up: %s", r)
+	}
+	if !strings.Contains(r.stderr, "Warning: access.trusted_proxies 10.244.0.0/16 covers the pod network") {
+		t.Errorf("up with the pod network in trusted_proxies gave no warning: %s", r)
+	}
+	var ada server
+	if err := json.Unmarshal([]byte(r.stdout), &ada); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cl.Kubectl("get", "networkpolicy", "spinbook-k8-ada"); err != nil {
+		t.Errorf("no network policy for k8-ada: %v %s", err, out)
+	}
+	// The front door still serves on the NodePort, from this machine.
+	if got := strings.TrimSpace(kernelSession(t, ada)("print(6*7)")); got != "42" {
+		t.Fatalf("ada's kernel printed %q, want 42", got)
+	}
+	status := podJSON(t, cl, "k8-ada")["status"].(map[string]any)
+	ip, _ := status["podIP"].(string)
+	if ip == "" {
+		t.Fatalf("ada's pod has no IP: %v", status)
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(ada.URL, "http://"), "/")
+
+	// Another user's kernel, in another pod on the same cluster.
+	eve := kernelSession(t, w.up("k8-eve"))
+	for _, port := range []int{8888, 8889} {
+		code := fmt.Sprintf(`import socket
+try:
+    s = socket.create_connection((%q, %d), timeout=3)
+    s.sendall(b"GET /spinbook/login HTTP/1.1\r\nHost: %s\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    print("reached:", s.recv(200).split(b"\r\n")[0].decode())
+except OSError as e:
+    print("blocked:", type(e).__name__, e)
+`, ip, port, host)
+		// Enforcement follows the policy within the CNI's sync: poll (eve's
+		// kernel session lasts 90 s in all).
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			out := strings.TrimSpace(eve(code))
+			if strings.HasPrefix(out, "blocked:") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("eve's kernel still reaches ada's pod at %s:%d with a forged X-Forwarded-For: %s", ip, port, out)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	if r := w.run("down", "--user", "k8-ada"); r.code != 0 {
+		t.Fatalf("down: %s", r)
+	}
+	if out, err := cl.Kubectl("get", "networkpolicy", "spinbook-k8-ada"); err == nil {
+		t.Errorf("the network policy outlived down: %s", out)
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -229,6 +230,24 @@ func TestTemplate(t *testing.T) {
 		if !strings.Contains(Template, key) {
 			t.Errorf("Template does not mention %q", key)
 		}
+	}
+}
+
+// TestTemplateNamesEveryBackend: the comment on backend in what `spinbook
+// init` writes names every backend this build has, and none as to come.
+func TestTemplateNamesEveryBackend(t *testing.T) {
+	before, _, ok := strings.Cut(Template, "\nbackend:")
+	if !ok {
+		t.Fatal("the template has no backend: key")
+	}
+	comment := before[strings.LastIndex(before, "\n\n")+1:]
+	for _, b := range backends {
+		if !strings.Contains(comment, fmt.Sprintf("%q", b)) {
+			t.Errorf("the comment on backend does not name %q:\n%s", b, comment)
+		}
+	}
+	if strings.Contains(comment, "later") {
+		t.Errorf("the comment on backend says a backend comes later:\n%s", comment)
 	}
 }
 

@@ -2,9 +2,15 @@ package config
 
 import (
 	"fmt"
+	"maps"
+	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Kubernetes configures backend kubernetes: each server is a Pod on a
@@ -27,7 +33,8 @@ type Kubernetes struct {
 	// cluster's default class.
 	StorageClass string `yaml:"storage_class"`
 	// WorkspaceSize is the size of a workspace volume when the server's size
-	// gives none (sizes.NAME.storage). Default: 10GiB.
+	// gives none (sizes.NAME.storage), in spinbook's units (10GiB) or as a
+	// Kubernetes quantity (10Gi, 500Mi, 10G). Default: 10GiB.
 	WorkspaceSize string `yaml:"workspace_size"`
 	// Home is the home directory of the image's user; the workspace is
 	// mounted at HOME/work. Default: /home/jovyan (Jupyter docker-stacks).
@@ -45,10 +52,17 @@ type Kubernetes struct {
 	// Ingress, when Host is set, puts an Ingress in front of each server
 	// (its Service is then a ClusterIP); else the Service is a NodePort.
 	Ingress KubernetesIngress `yaml:"ingress"`
+	// PodCIDRs is the cluster's pod network. Each server's NetworkPolicy
+	// keeps its ports from these addresses (but the ingress controller's
+	// pods), and `up` warns when access.trusted_proxies covers them.
+	// Default: the nodes' spec.podCIDRs (needs nodes: list); give it where
+	// the CNI does not use them (Calico IPAM, AWS VPC CNI).
+	PodCIDRs []string `yaml:"pod_cidrs"`
 
 	// The fields above parsed; filled by Validate.
-	WorkspaceBytes    int64         `yaml:"-"`
-	StopGraceDuration time.Duration `yaml:"-"`
+	WorkspaceBytes    int64          `yaml:"-"`
+	StopGraceDuration time.Duration  `yaml:"-"`
+	PodPrefixes       []netip.Prefix `yaml:"-"`
 }
 
 // KubernetesIngress is the Ingress in front of each server: USER.HOST, so
@@ -62,6 +76,21 @@ type KubernetesIngress struct {
 	// TLSSecret is a Secret of type kubernetes.io/tls in the namespace with
 	// a certificate for *.HOST; TLS then ends at the ingress.
 	TLSSecret string `yaml:"tls_secret"`
+	// ControllerSelector names the ingress controller's pods: the only
+	// pods each server's NetworkPolicy lets reach the front door, and the
+	// only ones to list in access.trusted_proxies. Default: ingress-nginx.
+	ControllerSelector IngressControllerSelector `yaml:"controller_selector"`
+}
+
+// IngressControllerSelector selects the ingress controller's pods.
+type IngressControllerSelector struct {
+	// Namespace is the controller's namespace (matched by its
+	// kubernetes.io/metadata.name label). Default: ingress-nginx.
+	Namespace string `yaml:"namespace"`
+	// PodLabels are labels every controller pod has. Default:
+	// app.kubernetes.io/name: ingress-nginx and
+	// app.kubernetes.io/component: controller (the ingress-nginx chart).
+	PodLabels map[string]string `yaml:"pod_labels"`
 }
 
 // A Toleration lets a server's pod onto nodes with a matching taint
@@ -73,13 +102,20 @@ type Toleration struct {
 	Effect   string `yaml:"effect"` // NoSchedule, PreferNoSchedule, NoExecute; "" all
 }
 
+// DefaultControllerLabels are the pod labels of ingress-nginx's controller,
+// as its Helm chart and manifests set them.
+func DefaultControllerLabels() map[string]string {
+	return map[string]string{"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}
+}
+
 // Defaults of the kubernetes keys.
 const (
-	defaultNamespace     = "default"
-	defaultWorkspaceSize = "10GiB"
-	defaultK8sHome       = "/home/jovyan"
-	defaultK8sUID        = 1000
-	defaultK8sGID        = 100
+	defaultControllerNamespace = "ingress-nginx"
+	defaultNamespace           = "default"
+	defaultWorkspaceSize       = "10GiB"
+	defaultK8sHome             = "/home/jovyan"
+	defaultK8sUID              = 1000
+	defaultK8sGID              = 100
 )
 
 var (
@@ -112,7 +148,7 @@ func (v *validation) kubernetes() {
 	if k.WorkspaceSize == "" {
 		k.WorkspaceSize = defaultWorkspaceSize
 	}
-	if n, msg := parseBytes(k.WorkspaceSize); msg != "" {
+	if n, msg := parseStorage(k.WorkspaceSize); msg != "" {
 		v.problemf("kubernetes.workspace_size", "%q: %s", k.WorkspaceSize, msg)
 	} else {
 		k.WorkspaceBytes = n
@@ -154,6 +190,32 @@ func (v *validation) kubernetes() {
 	if in.TLSSecret != "" && !dnsSubdomainRE.MatchString(in.TLSSecret) {
 		v.problemf("kubernetes.ingress.tls_secret", "%q is not a Secret name", in.TLSSecret)
 	}
+	cs := &k.Ingress.ControllerSelector
+	if cs.Namespace == "" {
+		cs.Namespace = defaultControllerNamespace
+	} else if !dnsLabelRE.MatchString(cs.Namespace) {
+		v.problemf("kubernetes.ingress.controller_selector.namespace", "%q is not a namespace name: lowercase letters, digits and -", cs.Namespace)
+	}
+	if len(cs.PodLabels) == 0 {
+		cs.PodLabels = DefaultControllerLabels()
+	}
+	for _, key := range slices.Sorted(maps.Keys(cs.PodLabels)) {
+		val := cs.PodLabels[key]
+		if errs := k8svalidation.IsQualifiedName(key); len(errs) > 0 {
+			v.problemf("kubernetes.ingress.controller_selector.pod_labels", "%q is not a label name: %s", key, errs[0])
+		} else if errs := k8svalidation.IsValidLabelValue(val); len(errs) > 0 {
+			v.problemf("kubernetes.ingress.controller_selector.pod_labels", "%s: %q is not a label value: %s", key, val, errs[0])
+		}
+	}
+	k.PodPrefixes = nil
+	for _, c := range k.PodCIDRs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			v.problemf("kubernetes.pod_cidrs", "%q is not a CIDR (example: 10.244.0.0/16)", c)
+			continue
+		}
+		k.PodPrefixes = append(k.PodPrefixes, p.Masked())
+	}
 	if in.Host == "" && (in.Class != "" || in.TLSSecret != "") {
 		v.problemf("kubernetes.ingress.host", "required when kubernetes.ingress has class or tls_secret: the domain servers live under")
 	}
@@ -168,7 +230,7 @@ func (v *validation) kubernetes() {
 // sizeKubernetes checks the keys of size s only the kubernetes backend reads.
 func (v *validation) sizeKubernetes(p string, s *Size) {
 	if s.Storage != "" {
-		n, msg := parseBytes(s.Storage)
+		n, msg := parseStorage(s.Storage)
 		if msg != "" {
 			v.problemf(p+".storage", "%q: %s", s.Storage, msg)
 		}
@@ -202,4 +264,38 @@ func (v *validation) sizeKubernetes(p string, s *Size) {
 			v.problemf(tp+".effect", "%q: want NoSchedule, PreferNoSchedule or NoExecute", t.Effect)
 		}
 	}
+}
+
+// parseStorage parses a volume size: spinbook's own notation (10GiB,
+// 1.5TiB, as for memory) or a Kubernetes quantity, which is what people
+// who write PersistentVolumeClaims type: binary 10Gi, 500Mi, or decimal
+// 10G (10^9 bytes), 500M. A number alone, which Kubernetes reads as
+// bytes, and the milli suffix m are refused as surely not meant.
+func parseStorage(s string) (int64, string) {
+	const form = "want a size such as 10GiB, or as in Kubernetes 10Gi or 10G (units: KiB, MiB, GiB, TiB; Ki, Mi, Gi, Ti; k, M, G, T)"
+	if n, msg := parseBytes(s); msg == "" || strings.HasPrefix(msg, "more than") {
+		return n, msg
+	}
+	t := strings.TrimSpace(s)
+	if t == "" || strings.Trim(t, "0123456789.") == "" {
+		return 0, form + "; a number alone would be bytes: give a unit"
+	}
+	if strings.HasSuffix(t, "m") {
+		return 0, form + "; m is a thousandth; did you mean " + strings.TrimSuffix(t, "m") + "M?"
+	}
+	q, err := resource.ParseQuantity(t)
+	if err != nil {
+		return 0, form
+	}
+	if q.Sign() <= 0 {
+		return 0, form
+	}
+	if q.Cmp(resource.MustParse("1Pi")) > 0 {
+		return 0, "more than a PiB; check the unit"
+	}
+	n := q.Value() // rounded up to a whole byte
+	if q.Cmp(*resource.NewQuantity(n, resource.BinarySI)) != 0 {
+		return 0, form + "; a whole number of bytes"
+	}
+	return n, ""
 }

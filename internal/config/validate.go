@@ -15,7 +15,7 @@ import (
 
 // Backends this build has, and those that come later.
 var (
-	backends       = []string{"local", "docker", "aws", "kubernetes"}
+	backends       = []string{"local", "docker", "kubernetes", "aws"}
 	futureBackends = []string{}
 )
 
@@ -84,17 +84,62 @@ func (v *validation) backend() {
 	case slices.Contains(futureBackends, b):
 		v.problemf("backend", "%q is not available in this build yet (available: %s)", b, strings.Join(backends, ", "))
 	default:
-		hint := ""
-		if l := strings.ToLower(strings.TrimSpace(b)); l != b && (slices.Contains(backends, l) || slices.Contains(futureBackends, l)) {
-			hint = fmt.Sprintf("; did you mean %q?", l)
+		msg := fmt.Sprintf("unknown backend %q;", b)
+		if near := nearestBackend(b); near != "" {
+			msg += fmt.Sprintf(" did you mean %q?", near)
 		}
-		later := ""
+		msg += " valid: " + strings.Join(backends, ", ")
 		if len(futureBackends) > 0 {
-			later = "; " + strings.Join(futureBackends, ", ") + " come later"
+			msg += "; " + strings.Join(futureBackends, ", ") + " come later"
 		}
-		v.problemf("backend", "%q is not a backend (valid: %s%s)%s",
-			b, strings.Join(backends, ", "), later, hint)
+		v.problemf("backend", "%s", msg)
 	}
+}
+
+// backendAliases are names people use for a backend.
+var backendAliases = map[string]string{"k8s": "kubernetes", "kube": "kubernetes", "ecs": "aws", "ec2": "aws"}
+
+// nearestBackend is the backend name b was most likely meant to be: the
+// same name in other case or spacing, an alias, or the closest name at an
+// edit distance of at most 2 (a third of the name for short ones); "" when
+// none is close.
+func nearestBackend(b string) string {
+	l := strings.ToLower(strings.TrimSpace(b))
+	if slices.Contains(backends, l) {
+		return l
+	}
+	if a, ok := backendAliases[l]; ok {
+		return a
+	}
+	best, bestDist := "", 0
+	for _, name := range backends {
+		d := editDistance(l, name)
+		if limit := min(2, len(name)/3); d <= limit && (best == "" || d < bestDist) {
+			best, bestDist = name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (v *validation) access() {

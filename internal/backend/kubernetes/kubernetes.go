@@ -17,7 +17,9 @@
 //     and removes the spec as on the other backends. The pod gets no service
 //     account token, so kernels cannot read the Secret from the API;
 //   - a Service spinbook-USER: a NodePort, or a ClusterIP behind an Ingress
-//     USER.HOST when kubernetes.ingress.host is set.
+//     USER.HOST when kubernetes.ingress.host is set;
+//   - a NetworkPolicy spinbook-USER that keeps other pods off the pod's
+//     ports (netpol.go).
 //
 // A plain Pod, not a one-replica StatefulSet: a server that stops (idle,
 // a failure) must stay stopped until `spinbook up`, and its spec is handed
@@ -173,6 +175,15 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 			return backend.Server{}, err
 		}
 		size = s
+	}
+	// The NetworkPolicy first, for a server started before spinbook made
+	// one too: no pod of the user's is reachable without it.
+	cn := k.clusterNet(ctx)
+	for _, w := range k.proxyWarnings(cn) {
+		progress(backend.Event{Message: "Warning: " + w})
+	}
+	if err := k.ensureNetworkPolicy(ctx, user, cn); err != nil {
+		return backend.Server{}, err
 	}
 	pod, err := k.pod(ctx, user)
 	if err != nil {
@@ -808,6 +819,10 @@ func (k *Kubernetes) remove(ctx context.Context, user string, grace int64) error
 	}
 	if err := k.cs.CoreV1().Secrets(k.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete secret %s: %w", name, err))
+	}
+	// Last, once the pod is gone.
+	if err := k.cs.NetworkingV1().NetworkPolicies(k.ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
+		errs = append(errs, fmt.Errorf("delete network policy %s: %w", name, err))
 	}
 	return errors.Join(errs...)
 }
