@@ -43,9 +43,9 @@ func TestNetworkPolicyObject(t *testing.T) {
 		{"nodeport", "", oneNode},
 		{"nodeport-dual-stack", "", dual},
 		{"nodeport-pods-unknown", "", clusterNet{}},
-		{"ingress-default-controller", "ingress: {host: nb.example.com}", oneNode},
-		{"ingress-custom-controller", "ingress: {host: nb.example.com, controller_selector: {namespace: traefik, pod_labels: {app.kubernetes.io/name: traefik}}}", dual},
-		{"ingress-nodes-unknown", "ingress: {host: nb.example.com}\n  pod_cidrs: [10.0.0.0/16]", clusterNet{Pods: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}}},
+		{"ingress-default-controller", "ingress: {host: nb.example.com, tls_secret: nb-tls}", oneNode},
+		{"ingress-custom-controller", "ingress: {host: nb.example.com, tls_secret: nb-tls, controller_selector: {namespace: traefik, pod_labels: {app.kubernetes.io/name: traefik}}}", dual},
+		{"ingress-nodes-unknown", "ingress: {host: nb.example.com, tls_secret: nb-tls}\n  pod_cidrs: [10.0.0.0/16]", clusterNet{Pods: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16")}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestProxyWarnings(t *testing.T) {
 		{"every node's pods", "access: {trusted_proxies: [10.244.0.0/24, 10.244.1.0/24]}", twoNodes, "10.244.0.0/24, 10.244.1.0/24 covers the pod network 10.244.0.0/24, 10.244.1.0/24"},
 		{"the ingress node's pods", "access: {trusted_proxies: [10.244.1.0/24]}", twoNodes, ""},
 		{"nodeport, pods unknown", "", clusterNet{}, "set kubernetes.pod_cidrs"},
-		{"ingress, pods unknown", "kubernetes: {agent_image: agent:1, ingress: {host: nb.example.com}}", clusterNet{}, ""},
+		{"ingress, pods unknown", "kubernetes: {agent_image: agent:1, ingress: {host: nb.example.com, tls_secret: nb-tls}}", clusterNet{}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,7 +128,7 @@ func TestProxyWarnings(t *testing.T) {
 // cluster's kube-router, so this tests the policy's effect, not its text.
 func TestNetworkPolicyAdmitsOnlyTheController(t *testing.T) {
 	k, cl := newBackend(t, func(c *config.Config) {
-		c.Kubernetes.Ingress = config.KubernetesIngress{Host: "nb.example.test"}
+		c.Kubernetes.Ingress = config.KubernetesIngress{Host: "nb.example.test", TLSSecret: "nb-tls"}
 	})
 	s := spec(t, "k8s-np", "pw")
 	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
