@@ -62,13 +62,16 @@ func (l *Local) account(ctx context.Context, name string) (account, error) {
 	if os.Geteuid() != 0 {
 		return currentAccount()
 	}
+	home := filepath.Join(l.stateDir, "homes", name)
 	if u, err := user.Lookup(name); err == nil {
 		if acct, ok := loginAccount(u); ok {
+			if acct.Home == "" {
+				acct.Home = home // its own is missing
+			}
 			return acct, nil
 		}
 	}
 	sys := accountName(name)
-	home := filepath.Join(l.stateDir, "homes", name)
 	acct, err := l.systemAccount(ctx, sys, name)
 	if err != nil {
 		return account{}, err

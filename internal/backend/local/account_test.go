@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -92,5 +94,35 @@ func TestSystemAccountConcurrent(t *testing.T) {
 	}
 	if u.HomeDir != "/nonexistent" {
 		t.Errorf("home in /etc/passwd = %q, want /nonexistent", u.HomeDir)
+	}
+}
+
+// TestAccountPrefersLoginAccount: a person with a login account of their
+// name runs as it; without a home of its own, HOME is under the state dir.
+func TestAccountPrefersLoginAccount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create accounts (CI runs as root)")
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "sbt" + hex.EncodeToString(b)
+	if out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", name).Run() })
+	l := &Local{stateDir: t.TempDir(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	acct, err := l.account(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := user.Lookup(name)
+	if acct.Name != name || strconv.Itoa(acct.UID) != u.Uid || !acct.Switch {
+		t.Errorf("account(%s) = %+v, want the login account (uid %s)", name, acct, u.Uid)
+	}
+	if want := filepath.Join(l.stateDir, "homes", name); acct.Home != want {
+		t.Errorf("HOME = %q, want %q (its own home is missing)", acct.Home, want)
+	}
+	if _, err := user.Lookup(accountName(name)); err == nil {
+		t.Errorf("account %s was created although %s exists", accountName(name), name)
 	}
 }
