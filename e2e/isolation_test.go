@@ -222,9 +222,16 @@ func TestLocalUsersIsolated(t *testing.T) {
 	// alice's secrets, as bob's kernel would look for them.
 	runA(`open("alice-secret.txt", "w").write("alice")`)
 	jupyterA := pidOf(t, filepath.Join(w.stateDir, "servers", "alice", "agent", "jupyter.json"))
-	socks, _ := filepath.Glob(filepath.Join(os.TempDir(), "spinbook-alice-*", "jupyter.sock"))
+	// Her Jupyter's socket, from its command line (--...App.sock=PATH).
+	var socks []string
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", jupyterA))
+	for _, arg := range strings.Split(string(cmdline), "\x00") {
+		if _, path, ok := strings.Cut(arg, "App.sock="); ok {
+			socks = append(socks, path)
+		}
+	}
 	if len(socks) != 1 {
-		t.Fatalf("alice's Jupyter socket: found %v", socks)
+		t.Fatalf("alice's Jupyter socket: found %v in its command line %q", socks, cmdline)
 	}
 	aliceSrv := filepath.Join(w.stateDir, "servers", "alice")
 	tries := map[string]string{

@@ -182,7 +182,12 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 
 	// The agent outlives this command: its own session, no terminal, its
 	// output in the log. The spec file (not argv) carries the password hash.
-	cmd := exec.Command(l.agentPath, "agent", "--spec", specPath)
+	agentPath, err := l.reachableAgent(acct)
+	if err != nil {
+		os.Remove(specPath)
+		return backend.Server{}, err
+	}
+	cmd := exec.Command(agentPath, "agent", "--spec", specPath)
 	cmd.Dir = "/"
 	// The agent starts from an allowlisted environment, never the
 	// operator's, and without the variables that held secrets
@@ -199,9 +204,9 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	if err := cmd.Start(); err != nil {
 		os.Remove(specPath)
 		if acct.Switch && errors.Is(err, fs.ErrPermission) {
-			return backend.Server{}, fmt.Errorf("start agent %s as OS user %s: %w: the binary, and every directory above it, must be readable and executable by others (install spinbook in /usr/local/bin)", l.agentPath, acct.Name, err)
+			return backend.Server{}, fmt.Errorf("start agent %s as OS user %s: %w: the binary, and every directory above it, must be readable and executable by others (install spinbook in /usr/local/bin)", agentPath, acct.Name, err)
 		}
-		return backend.Server{}, fmt.Errorf("start agent %s: %w", l.agentPath, err)
+		return backend.Server{}, fmt.Errorf("start agent %s: %w", agentPath, err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }() // reap it if it dies while we wait

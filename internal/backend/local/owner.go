@@ -243,3 +243,58 @@ func writeSpec(path string, spec backend.AgentSpec, acct account) error {
 	}
 	return nil
 }
+
+// reachableAgent returns a path of the agent binary that acct can run.
+// Run as root, spinbook may itself lie where only root can reach it (a
+// clone under /root); then it is copied, once per build, to STATE/bin/,
+// root's and 0755 there.
+func (l *Local) reachableAgent(acct account) (string, error) {
+	if !acct.Switch {
+		return l.agentPath, nil
+	}
+	fi, err := os.Stat(l.agentPath)
+	if err != nil {
+		return "", fmt.Errorf("agent binary: %w", err)
+	}
+	if fi.Mode().Perm()&0o005 == 0o005 && passable(l.agentPath) == nil {
+		return l.agentPath, nil
+	}
+	binDir := filepath.Join(l.stateDir, "bin")
+	for _, dir := range []string{l.stateDir, binDir} {
+		if err := rootDir(dir, 0o711); err != nil {
+			return "", err
+		}
+	}
+	dst := filepath.Join(binDir, "spinbook")
+	if have, err := os.Lstat(dst); err == nil && have.Mode().IsRegular() && have.Size() == fi.Size() && have.ModTime().Equal(fi.ModTime()) {
+		return dst, nil
+	}
+	src, err := os.Open(l.agentPath)
+	if err != nil {
+		return "", fmt.Errorf("agent binary: %w", err)
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(binDir, ".spinbook-*")
+	if err != nil {
+		return "", fmt.Errorf("copy the agent binary: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after the rename, nothing is left to remove
+	_, err = io.Copy(tmp, src)
+	if err == nil {
+		err = tmp.Chmod(0o755)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chtimes(tmp.Name(), fi.ModTime(), fi.ModTime())
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		return "", fmt.Errorf("copy the agent binary to %s: %w", dst, err)
+	}
+	l.log.Info("copied the agent binary where the servers' accounts can run it", "from", l.agentPath, "to", dst)
+	return dst, nil
+}

@@ -1,7 +1,10 @@
 package local
 
 import (
+	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -101,5 +104,52 @@ func TestPassable(t *testing.T) {
 	os.Chmod(closed, 0o711)
 	if err := passable(filepath.Join(closed, "state")); err != nil && !strings.Contains(err.Error(), filepath.Dir(closed)) {
 		t.Errorf("passable under a 0711 directory: %v", err)
+	}
+}
+
+// TestReachableAgent: run as root, a spinbook binary only root can reach
+// (a clone under /root) is copied where the servers' accounts can run it,
+// once per build; one they can reach is used where it is.
+func TestReachableAgent(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CI runs as root)")
+	}
+	private := t.TempDir()
+	os.Chmod(private, 0o700)
+	bin := filepath.Join(private, "spinbook")
+	os.WriteFile(bin, []byte("#!/bin/sh\necho v1\n"), 0o755)
+	state := filepath.Join(t.TempDir(), "state")
+	os.Chmod(filepath.Dir(state), 0o711)
+	os.Chmod(filepath.Dir(filepath.Dir(state)), 0o711) // t.TempDir's parent
+	l := &Local{stateDir: state, agentPath: bin, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	acct := account{Name: "nobody", UID: 65534, GID: 65534, Switch: true}
+
+	got, err := l.reachableAgent(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(state, "bin", "spinbook")
+	if got != want {
+		t.Fatalf("reachableAgent = %q, want the copy %q", got, want)
+	}
+	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", got).Output()
+	if err != nil || string(out) != "v1\n" {
+		t.Fatalf("nobody running the copy: %q, %v", out, err)
+	}
+	// A new build is copied again.
+	os.WriteFile(bin, []byte("#!/bin/sh\necho v2!\n"), 0o755)
+	if got, err := l.reachableAgent(acct); err != nil || got != want {
+		t.Fatalf("reachableAgent after a rebuild = %q, %v", got, err)
+	}
+	if data, _ := os.ReadFile(want); string(data) != "#!/bin/sh\necho v2!\n" {
+		t.Errorf("the copy after a rebuild holds %q", data)
+	}
+	// Reachable: used where it is.
+	os.Chmod(private, 0o755)
+	if got, err := l.reachableAgent(acct); err != nil || got != bin {
+		t.Errorf("reachableAgent of a reachable binary = %q, %v; want %q", got, err, bin)
+	}
+	if got, err := l.reachableAgent(account{}); err != nil || got != bin {
+		t.Errorf("reachableAgent not as root = %q, %v", got, err)
 	}
 }
