@@ -155,7 +155,7 @@ func (s *spinbook) pids() (agent, jupyter int, err error) {
 	for _, f := range []struct {
 		name string
 		pid  *int
-	}{{"record.json", &agent}, {"jupyter.json", &jupyter}} {
+	}{{"record.json", &agent}, {"agent/jupyter.json", &jupyter}} {
 		data, err := os.ReadFile(filepath.Join(dir, f.name))
 		if err != nil {
 			return 0, 0, err

@@ -268,12 +268,12 @@ func TestRepoUpSaveKernelPush(t *testing.T) {
 	if diff := cmp.Diff(want, workspaceFiles(t, s.Workspace)); diff != "" {
 		t.Fatalf("workspace after up is not the branch analysis (-want +got):\n%s", diff)
 	}
-	if br := strings.TrimSpace(gittest.Git(t, s.Workspace, "symbolic-ref", "--short", "HEAD")); br != "analysis" {
+	if br := strings.TrimSpace(gitAsOwner(t, s.Workspace, "symbolic-ref", "--short", "HEAD")); br != "analysis" {
 		t.Fatalf("checked-out branch %q, want analysis", br)
 	}
 
 	notebook := `{"cells": [{"cell_type": "code", "execution_count": 7, "metadata": {}, "outputs": [{"name": "stdout", "output_type": "stream", "text": ["output only in the workspace\n"]}], "source": ["print(42)"]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}`
-	gittest.WriteFiles(t, s.Workspace, map[string]string{
+	writeAsOwner(t, s.Workspace, map[string]string{
 		"a.txt":           "a, edited in the server\n",
 		"new/model.py":    "weights = 1\n",
 		"nb.ipynb":        notebook,
@@ -347,7 +347,7 @@ print("done")`, s.Workspace))
 	if r := g.run("down", "--user", "gina"); r.code != 0 {
 		t.Fatalf("down: %s", r)
 	}
-	gittest.WriteFiles(t, s.Workspace, map[string]string{"a.txt": "edited while the server was down\n"})
+	writeAsOwner(t, s.Workspace, map[string]string{"a.txt": "edited while the server was down\n"})
 	g.pushAs(t, "analysis", map[string]string{"c1.txt": "1"}, false)
 	g.pushAs(t, "analysis", map[string]string{"c2.txt": "2"}, false)
 	up2 := g.run("up", "--json", "--user", "gina")
@@ -377,11 +377,11 @@ func lastLines(s string, n int) string {
 func TestRepoSaveAfterForcePush(t *testing.T) {
 	g := newGitWorld(t, "main", "")
 	s := g.up("hank")
-	gittest.WriteFiles(t, s.Workspace, map[string]string{"hand.txt": "committed by hand\n"})
-	gittest.Git(t, s.Workspace, "add", "hand.txt")
-	gittest.Git(t, s.Workspace, "commit", "-q", "-m", "by hand")
-	own := strings.TrimSpace(gittest.Git(t, s.Workspace, "rev-parse", "HEAD"))
-	gittest.WriteFiles(t, s.Workspace, map[string]string{"unsaved.txt": "not committed yet\n"})
+	writeAsOwner(t, s.Workspace, map[string]string{"hand.txt": "committed by hand\n"})
+	gitAsOwner(t, s.Workspace, "add", "hand.txt")
+	gitAsOwner(t, s.Workspace, "commit", "-q", "-m", "by hand")
+	own := strings.TrimSpace(gitAsOwner(t, s.Workspace, "rev-parse", "HEAD"))
+	writeAsOwner(t, s.Workspace, map[string]string{"unsaved.txt": "not committed yet\n"})
 	theirs := g.pushAs(t, "main", map[string]string{"rewritten.txt": "history rewritten\n"}, true)
 
 	res, r := g.save(t, "hank")
@@ -411,11 +411,11 @@ func TestRepoBundleWhenRemoteUnusable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGitWorld(t, "main", "")
 			s := g.up(tc.user)
-			gittest.WriteFiles(t, s.Workspace, map[string]string{"one.txt": "1\n"})
-			gittest.Git(t, s.Workspace, "add", "-A")
-			gittest.Git(t, s.Workspace, "commit", "-q", "-m", "one")
-			own := strings.TrimSpace(gittest.Git(t, s.Workspace, "rev-parse", "HEAD"))
-			gittest.WriteFiles(t, s.Workspace, map[string]string{"two.txt": "2\n"})
+			writeAsOwner(t, s.Workspace, map[string]string{"one.txt": "1\n"})
+			gitAsOwner(t, s.Workspace, "add", "-A")
+			gitAsOwner(t, s.Workspace, "commit", "-q", "-m", "one")
+			own := strings.TrimSpace(gitAsOwner(t, s.Workspace, "rev-parse", "HEAD"))
+			writeAsOwner(t, s.Workspace, map[string]string{"two.txt": "2\n"})
 			if tc.name == "remote down" {
 				g.git.Close()
 			} else {
@@ -443,7 +443,7 @@ func TestRepoBundleWhenRemoteUnusable(t *testing.T) {
 				t.Errorf("two.txt restored from the bundle = %q", got)
 			}
 
-			gittest.WriteFiles(t, s.Workspace, map[string]string{"three.txt": "3\n"})
+			writeAsOwner(t, s.Workspace, map[string]string{"three.txt": "3\n"})
 			down := g.run("down", "--user", tc.user)
 			if down.code != 1 || !strings.Contains(down.stderr, "keeps running") || !strings.Contains(down.stderr, "--force") {
 				t.Fatalf("down with the work only in a bundle: %s", down)
@@ -451,7 +451,7 @@ func TestRepoBundleWhenRemoteUnusable(t *testing.T) {
 			if st := g.status(tc.user); st.State != "running" {
 				t.Fatalf("after a refused down the server is %s, want running", st.State)
 			}
-			gittest.WriteFiles(t, s.Workspace, map[string]string{"four.txt": "4\n"})
+			writeAsOwner(t, s.Workspace, map[string]string{"four.txt": "4\n"})
 			if down := g.run("down", "--force", "--user", tc.user); down.code != 0 {
 				t.Fatalf("down --force: %s", down)
 			}
@@ -483,7 +483,7 @@ func TestRepoBundleWhenRemoteUnusable(t *testing.T) {
 func TestRepoSavedOnSIGTERM(t *testing.T) {
 	g := newGitWorld(t, "main", "")
 	s := g.up("liam")
-	gittest.WriteFiles(t, s.Workspace, map[string]string{"late.txt": "edited just before the stop\n", "a.txt": "changed\n"})
+	writeAsOwner(t, s.Workspace, map[string]string{"late.txt": "edited just before the stop\n", "a.txt": "changed\n"})
 	var rec struct{ PID int }
 	data, err := os.ReadFile(filepath.Join(g.stateDir, "servers", "liam", "record.json"))
 	if err != nil {

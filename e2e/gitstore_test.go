@@ -14,10 +14,15 @@ import (
 // spinbook/bundles/<user>/, and because the work now lives off the server,
 // down goes ahead without --force.
 func TestRepoBundleGoesToModelStore(t *testing.T) {
-	store := t.TempDir()
+	// Run as root, each server writes a file:// store as its own OS
+	// account: the store must let it (README, Model store).
+	store := passableTempDir(t)
+	if err := os.Chmod(store, 0o1777); err != nil {
+		t.Fatal(err)
+	}
 	g := newGitWorld(t, "main", "models:\n  url: file://"+store+"/\n")
 	s := g.up("lena")
-	gittest.WriteFiles(t, s.Workspace, map[string]string{"model-notes.txt": "trained overnight\n"})
+	writeAsOwner(t, s.Workspace, map[string]string{"model-notes.txt": "trained overnight\n"})
 	g.git.Close()
 
 	res, r := g.save(t, "lena")

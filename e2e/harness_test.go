@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Run as root, spinbook starts each server as that person's own OS
+	// account, which must be able to run the agent binary.
+	os.Chmod(dir, 0o755)
 	bin = filepath.Join(dir, "spinbook")
 	build := exec.Command("go", "build", "-o", bin, "../cmd/spinbook")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -64,6 +68,9 @@ type world struct {
 	config   string
 	env      []string
 	users    map[string]bool
+	// cred, when set, is the OS user the binary runs as (else this
+	// process's, root in CI).
+	cred *syscall.Credential
 }
 
 // newWorld writes cfg (YAML; state_dir and ports are added) and arranges
@@ -77,10 +84,17 @@ func newWorld(t *testing.T, cfg string) *world {
 // tests that keep clear of the others' ports.
 func newWorldPorts(t *testing.T, cfg, ports string) *world {
 	t.Helper()
+	return newWorldLocal(t, cfg, "", ports)
+}
+
+// newWorldLocal is newWorldPorts with more keys of the local section
+// (YAML lines indented by two spaces).
+func newWorldLocal(t *testing.T, cfg, local, ports string) *world {
+	t.Helper()
 	needJupyter(t)
-	w := &world{t: t, stateDir: t.TempDir(), users: map[string]bool{}}
+	w := &world{t: t, stateDir: passableTempDir(t), users: map[string]bool{}}
 	w.config = filepath.Join(t.TempDir(), "spinbook.yaml")
-	full := cfg + fmt.Sprintf("\nlocal:\n  state_dir: %s\n  ports: %s\n", w.stateDir, ports)
+	full := cfg + fmt.Sprintf("\nlocal:\n  state_dir: %s\n  ports: %s\n", w.stateDir, ports) + local
 	if err := os.WriteFile(w.config, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +108,18 @@ func newWorldPorts(t *testing.T, cfg, ports string) *world {
 		}
 	})
 	return w
+}
+
+// passableTempDir is t.TempDir() in a parent that other OS users may pass
+// through (t.TempDir's own parent is 0700), as the servers' accounts must
+// to reach their directories in a state dir.
+func passableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // result is one run of the binary.
@@ -118,6 +144,9 @@ func (w *world) run(args ...string) result {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = w.env
+	if w.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: w.cred}
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

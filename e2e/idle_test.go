@@ -83,7 +83,7 @@ func TestIdleServerWarnsSavesAndStops(t *testing.T) {
 
 	s := w.up("ida")
 	b := loggedIn(t, s)
-	gittest.WriteFiles(t, s.Workspace, map[string]string{"unsaved.txt": "written, never saved by hand\n"})
+	writeAsOwner(t, s.Workspace, map[string]string{"unsaved.txt": "written, never saved by hand\n"})
 
 	var warned idleServer
 	waitFor(t, "status to warn", 30*time.Second, func() bool {

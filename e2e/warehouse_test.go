@@ -139,7 +139,7 @@ except psycopg2.OperationalError:
 
 	// The agent and Jupyter got no variable holding the secret either.
 	srvDir := filepath.Join(w.stateDir, "servers", user)
-	for _, name := range []string{"record.json", "jupyter.json"} {
+	for _, name := range []string{"record.json", "agent/jupyter.json"} {
 		var rec struct{ PID int }
 		data, err := os.ReadFile(filepath.Join(srvDir, name))
 		if err != nil || json.Unmarshal(data, &rec) != nil || rec.PID == 0 {

@@ -155,8 +155,18 @@ type Local struct {
 
 	// StateDir is where servers' state (workspaces, logs, password hashes)
 	// is kept: an absolute path or one starting with ~/. Default:
-	// $XDG_STATE_HOME/spinbook, else ~/.local/state/spinbook.
+	// $XDG_STATE_HOME/spinbook, else ~/.local/state/spinbook; run as root,
+	// /var/lib/spinbook (unless ~/.local/state/spinbook exists), since
+	// the servers' own accounts must pass through every directory above it.
 	StateDir string `yaml:"state_dir"`
+
+	// Env names the variables of the environment `spinbook up` runs in
+	// that reach each server's agent, Jupyter and kernels, besides PATH,
+	// LANG, LC_*, TZ and TERM (HOME, USER, LOGNAME and SHELL are those of
+	// the account the server runs as). No other variable of the operator's
+	// (cloud keys, SSH_AUTH_SOCK, tokens) reaches a kernel. Example:
+	// [VIRTUAL_ENV, CONDA_PREFIX]. Default: none.
+	Env []string `yaml:"env"`
 
 	// PortLo and PortHi are Ports parsed; filled by Validate.
 	PortLo, PortHi int `yaml:"-"`

@@ -27,6 +27,8 @@ func hermetic(t *testing.T) (home string) {
 	t.Setenv("XDG_STATE_HOME", "")
 	t.Setenv("XDG_CONFIG_HOME", "")
 	t.Setenv("SPINBOOK_CONFIG", "")
+	geteuid = func() int { return 1000 }
+	t.Cleanup(func() { geteuid = os.Geteuid })
 	return home
 }
 
@@ -121,6 +123,7 @@ func TestLoadFull(t *testing.T) {
 			Listen:   "0.0.0.0",
 			Ports:    "9000-9001",
 			StateDir: "/var/lib/spinbook",
+			Env:      []string{"VIRTUAL_ENV", "LD_LIBRARY_PATH"},
 			PortLo:   9000,
 			PortHi:   9001,
 		},
@@ -210,6 +213,28 @@ func TestDefaultStateDirXDG(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", "relative/ignored")
 	if got := Default().Local.StateDir; !filepath.IsAbs(got) || strings.Contains(got, "relative") {
 		t.Errorf("StateDir = %q with a relative $XDG_STATE_HOME, want it ignored", got)
+	}
+}
+
+// TestDefaultStateDirRoot: root's default state dir lets the servers'
+// accounts pass (/root does not), unless an older one exists in ~.
+func TestDefaultStateDirRoot(t *testing.T) {
+	home := hermetic(t)
+	geteuid = func() int { return 0 }
+	if got := Default().Local.StateDir; got != "/var/lib/spinbook" {
+		t.Errorf("root's StateDir = %q, want /var/lib/spinbook", got)
+	}
+	old := filepath.Join(home, ".local", "state", "spinbook")
+	if err := os.MkdirAll(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := Default().Local.StateDir; got != old {
+		t.Errorf("root's StateDir with an older one in ~ = %q, want %q", got, old)
+	}
+	xdg := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", xdg)
+	if got := Default().Local.StateDir; got != filepath.Join(xdg, "spinbook") {
+		t.Errorf("root's StateDir with $XDG_STATE_HOME = %q", got)
 	}
 }
 

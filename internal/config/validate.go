@@ -249,6 +249,43 @@ func (v *validation) local() {
 	} else {
 		l.StateDir = dir
 	}
+
+	for i, name := range l.Env {
+		path := fmt.Sprintf("local.env[%d]", i)
+		switch {
+		case !validEnvName(name):
+			v.problemf(path, "%q is not an environment variable name (letters, digits and _, not starting with a digit)", name)
+		case ownEnvName(name):
+			v.problemf(path, "%s is set by spinbook itself; leave it out", name)
+		case slices.Contains(l.Env[:i], name):
+			v.problemf(path, "%s is listed twice", name)
+		}
+	}
+}
+
+// validEnvName: a portable environment variable name.
+func validEnvName(s string) bool {
+	if s == "" || ('0' <= s[0] && s[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ownEnvName: variables spinbook sets for a server itself, which local.env
+// cannot bring in from the operator's environment.
+func ownEnvName(s string) bool {
+	switch s {
+	case "HOME", "USER", "LOGNAME", "SHELL", "JUPYTER_TOKEN", "JUPYTER_RUNTIME_DIR":
+		return true
+	}
+	return strings.HasPrefix(s, "SPINBOOK_")
 }
 
 func isAddrPort(s string) bool {
@@ -294,11 +331,31 @@ func defaultStateDir() (string, error) {
 		return filepath.Join(x, "spinbook"), nil
 	}
 	home, err := os.UserHomeDir()
+	if geteuid() == 0 {
+		// Root serves several people, whose accounts must pass through
+		// every directory above the state dir: not /root (0700). A state
+		// dir an older spinbook made there is kept, and `up` says how to
+		// move it.
+		if err == nil {
+			old := filepath.Join(home, ".local", "state", "spinbook")
+			if _, serr := os.Stat(old); serr == nil {
+				return old, nil
+			}
+		}
+		return rootStateDir, nil
+	}
 	if err != nil {
 		return "", err
 	}
 	return filepath.Join(home, ".local", "state", "spinbook"), nil
 }
+
+// rootStateDir is the state dir of spinbook run as root.
+const rootStateDir = "/var/lib/spinbook"
+
+// geteuid is os.Geteuid; tests replace it to make defaults independent of
+// who runs them.
+var geteuid = os.Geteuid
 
 // expandDir expands a leading ~/ and requires an absolute path.
 func expandDir(dir string) (string, string) {

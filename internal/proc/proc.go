@@ -133,3 +133,24 @@ func status(pid int) (byte, error) {
 	}
 	return data[i+2], nil
 }
+
+// UID returns the real user id pid runs as (the first Uid field of
+// /proc/PID/status).
+func UID(pid int) (int, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("process %d: %w", pid, err)
+	}
+	for _, line := range bytes.Split(data, []byte{'\n'}) {
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) == 0 {
+			break
+		}
+		return strconv.Atoi(string(f[0]))
+	}
+	return 0, errors.New("process " + strconv.Itoa(pid) + ": no Uid in status")
+}

@@ -67,3 +67,13 @@ func TestKillTreeTakesGrandchildren(t *testing.T) {
 		t.Fatalf("grandchild %d survived KillTree", child)
 	}
 }
+
+func TestUID(t *testing.T) {
+	got, err := UID(os.Getpid())
+	if err != nil || got != os.Getuid() {
+		t.Fatalf("UID(self) = %d, %v; want %d", got, err, os.Getuid())
+	}
+	if _, err := UID(0); err == nil {
+		t.Fatal("UID(0): want an error, there is no process 0")
+	}
+}

@@ -117,6 +117,9 @@ func BuildSpinbook(t *testing.T) string {
 			built.err = err
 			return
 		}
+		// The local backend run as root starts agents as other OS
+		// users, who must be able to run the binary.
+		os.Chmod(dir, 0o755)
 		built.path = filepath.Join(dir, "spinbook")
 		cmd := exec.Command("go", "build", "-o", built.path, "./cmd/spinbook")
 		cmd.Dir = root

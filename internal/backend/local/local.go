@@ -66,8 +66,10 @@ func (l *Local) Name() string { return "local" }
 
 // record is what the state dir keeps about a running agent.
 type record struct {
-	User       string    `json:"user"`
-	PID        int       `json:"pid"`
+	User string `json:"user"`
+	PID  int    `json:"pid"`
+	// UID is the OS user the agent runs as.
+	UID        int       `json:"uid"`
 	Start      uint64    `json:"start"` // process start time (package proc)
 	Listen     string    `json:"listen"`
 	FrontPort  int       `json:"front_port"`
@@ -126,12 +128,21 @@ func (l *Local) Up(ctx context.Context, spec backend.Spec, progress func(backend
 // start launches a new agent for spec.User; the caller holds the lock.
 func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(backend.Event)) (backend.Server, error) {
 	user := spec.User
-	dir := l.serverDir(user)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return backend.Server{}, fmt.Errorf("state dir: %w", err)
+	acct, err := l.account(ctx, user)
+	if err != nil {
+		return backend.Server{}, err
 	}
+	if !acct.Switch {
+		if err := l.checkOnePerson(user); err != nil {
+			return backend.Server{}, err
+		}
+	}
+	if err := l.prepareDirs(user, acct); err != nil {
+		return backend.Server{}, err
+	}
+	dir, agentDir := l.serverDir(user), l.agentDir(user)
 	for _, name := range []string{"exit.json", "jupyter.json"} {
-		os.Remove(filepath.Join(dir, name))
+		os.Remove(filepath.Join(agentDir, name))
 	}
 	front, health, err := l.bindPorts()
 	if err != nil {
@@ -140,12 +151,12 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	defer front.Close()
 	defer health.Close()
 
-	specPath := filepath.Join(dir, "agent-spec.json")
+	specPath := filepath.Join(agentDir, "agent-spec.json")
 	as := spec.Agent
 	as.User = user
 	as.Workspace = l.workspace(user)
-	as.StateDir = dir
-	as.CacheDir = filepath.Join(l.stateDir, "cache")
+	as.StateDir = agentDir
+	as.CacheDir = agentDir // per account: one person's cache never steers another's agent
 	as.CredentialsDir = filepath.Join(dir, "credentials")
 	as.BundleDir = filepath.Join(dir, "bundles")
 	as.StopGrace = stopTimeout // Down waits this long after SIGTERM
@@ -153,7 +164,7 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	// The front door answers the name in the URL (server), besides
 	// access.hosts; an address it listens on needs no entry.
 	as.Hosts = append(slices.Clip(as.Hosts), urlHost(l.cfg.Local.Listen))
-	if err := backend.WriteAgentSpec(specPath, as); err != nil {
+	if err := writeSpec(specPath, as, acct); err != nil {
 		return backend.Server{}, err
 	}
 	logf, err := openLog(l.logPath(user))
@@ -162,7 +173,7 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 		return backend.Server{}, err
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "---- spinbook agent for %s starting at %s\n", user, time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(logf, "---- spinbook agent for %s starting at %s as OS user %s (uid %d)\n", user, time.Now().UTC().Format(time.RFC3339), acct.Name, acct.UID)
 
 	frontFile, err := front.File()
 	if err != nil {
@@ -177,17 +188,31 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 
 	// The agent outlives this command: its own session, no terminal, its
 	// output in the log. The spec file (not argv) carries the password hash.
-	cmd := exec.Command(l.agentPath, "agent", "--spec", specPath)
+	agentPath, err := l.reachableAgent(acct)
+	if err != nil {
+		os.Remove(specPath)
+		return backend.Server{}, err
+	}
+	cmd := exec.Command(agentPath, "agent", "--spec", specPath)
 	cmd.Dir = "/"
-	// The agent inherits this command's environment, without the variables
-	// that held secrets (${env:NAME}): it has them from the spec.
-	cmd.Env = secret.Scrub(os.Environ(), as.Secrets)
+	// The agent starts from an allowlisted environment, never the
+	// operator's, and without the variables that held secrets
+	// (${env:NAME}) even when local.env names them: it has them from the spec.
+	cmd.Env = secret.Scrub(agentEnv(os.Environ(), acct, l.cfg.Local.Env), as.Secrets)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{frontFile, healthFile}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if acct.Switch {
+		// Its own account, no supplementary groups; a uid other than 0
+		// after exec holds no capabilities.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(acct.UID), Gid: uint32(acct.GID), Groups: []uint32{}}
+	}
 	if err := cmd.Start(); err != nil {
 		os.Remove(specPath)
-		return backend.Server{}, fmt.Errorf("start agent %s: %w", l.agentPath, err)
+		if acct.Switch && errors.Is(err, fs.ErrPermission) {
+			return backend.Server{}, fmt.Errorf("start agent %s as OS user %s: %w: the binary, and every directory above it, must be readable and executable by others (install spinbook in /usr/local/bin)", agentPath, acct.Name, err)
+		}
+		return backend.Server{}, fmt.Errorf("start agent %s: %w", agentPath, err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }() // reap it if it dies while we wait
@@ -202,6 +227,7 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 		ControlToken: as.ControlToken,
 		User:         user,
 		PID:          cmd.Process.Pid,
+		UID:          acct.UID,
 		Start:        start,
 		Listen:       l.cfg.Local.Listen,
 		FrontPort:    front.Addr().(*net.TCPAddr).Port,
@@ -297,15 +323,21 @@ func (l *Local) stopAgent(ctx context.Context, rec *record, progress func(backen
 // removes the record.
 func (l *Local) cleanup(user string, rec *record) {
 	proc.KillTree(rec.PID, rec.Start)
-	if data, err := os.ReadFile(filepath.Join(l.serverDir(user), "jupyter.json")); err == nil {
+	// jupyter.json is the agent's word, written as the person's account:
+	// root kills only a process of the agent's own user.
+	if data, err := readOwned(filepath.Join(l.agentDir(user), "jupyter.json")); err == nil {
 		var j backend.ProcessRecord
-		if json.Unmarshal(data, &j) == nil {
-			proc.KillTree(j.PID, j.Start)
+		if json.Unmarshal(data, &j) == nil && j.PID > 0 {
+			if uid, err := proc.UID(j.PID); err == nil && uid == rec.UID {
+				proc.KillTree(j.PID, j.Start)
+			}
 		}
 	}
-	for _, name := range []string{"record.json", "jupyter.json", "exit.json", "agent-spec.json"} {
-		os.Remove(filepath.Join(l.serverDir(user), name))
+	for _, name := range []string{"jupyter.json", "exit.json", "agent-spec.json"} {
+		os.Remove(filepath.Join(l.agentDir(user), name))
+		os.Remove(filepath.Join(l.serverDir(user), name)) // where an older spinbook kept them
 	}
+	os.Remove(filepath.Join(l.serverDir(user), "record.json"))
 	// Credential files (.pgpass) live only as long as the server.
 	os.RemoveAll(filepath.Join(l.serverDir(user), "credentials"))
 }
@@ -431,7 +463,7 @@ func (l *Local) exitReason(user string) string {
 }
 
 func (l *Local) readExit(user string) *backend.ExitRecord {
-	data, err := os.ReadFile(filepath.Join(l.serverDir(user), "exit.json"))
+	data, err := readOwned(filepath.Join(l.agentDir(user), "exit.json"))
 	if err != nil {
 		return nil
 	}
@@ -477,26 +509,36 @@ func (l *Local) lock(ctx context.Context, user string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, user+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
+	path := filepath.Join(dir, user+".lock")
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
+		unlock, err := l.lockFile(path, false)
 		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock: %w", err)
+			return unlock, err
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
 			return nil, fmt.Errorf("wait for another spinbook command on %s's server: %w", user, context.Cause(ctx))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// lockFile takes an exclusive lock on path: at once or an error wrapping
+// unix.EWOULDBLOCK when it is held, or with block, waiting for it.
+func (l *Local) lockFile(path string, block bool) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	how := unix.LOCK_EX | unix.LOCK_NB
+	if block {
+		how = unix.LOCK_EX
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
 
 // bindPorts binds the front door and health listeners on the first two

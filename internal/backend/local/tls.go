@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/tlscert"
@@ -27,7 +28,10 @@ func (l *Local) recordTLS(rec *record, as backend.AgentSpec) error {
 	var err error
 	switch {
 	case as.TLSSelfSigned:
-		fp, err = tlscert.FingerprintFile(as.StateDir)
+		var data []byte
+		if data, err = readOwned(filepath.Join(as.StateDir, tlscert.CertFile)); err == nil {
+			fp, err = tlscert.Fingerprint(data)
+		}
 	case as.TLSCert != "":
 		fp, err = tlscert.Fingerprint([]byte(as.TLSCert))
 	default:
