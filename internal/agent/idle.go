@@ -329,7 +329,7 @@ func (a *Agent) startIdle() {
 // the returned channel gets the reason when the idle rules stop the server.
 func (a *Agent) watchIdle(ctx context.Context, j *jupyter) <-chan string {
 	stop := make(chan string, 1)
-	probe := newActivityProbe(j)
+	probe := newActivityProbe(j, a.front, a.idle.timers.StopAfter)
 	go func() {
 		defer probe.close()
 		reason := a.idle.run(ctx, func(ctx context.Context) {
