@@ -277,10 +277,27 @@ func TestActivityProbeUnknownIsActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.CloseRead(ctx)
-	waitUntil(t, "Jupyter to see the kernel idle", 60*time.Second, func() bool { return p.kernelState(t, k.ID) == "idle" })
+	go func() { // read (and drop) the answers like a browser
+		for {
+			if _, _, err := conn.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	// Jupyter's watcher may miss the kernel's first messages (the fault
+	// this is about): cells make the kernel say busy and idle again.
+	waitUntil(t, "Jupyter to see the kernel idle", 60*time.Second, func() bool {
+		if p.kernelState(t, k.ID) == "idle" {
+			return true
+		}
+		sendExecute(t, conn, "1")
+		return false
+	})
 	conn.Close(websocket.StatusNormalClosure, "")
-	p.active(ctx) // Jupyter's last_activity moved
+	waitUntil(t, "a poll to see the kernel idle", 30*time.Second, func() bool {
+		p.active(ctx)
+		return p.state[k.ID] == "idle"
+	})
 	wire.traffic = []gateway.KernelTraffic{{ID: k.ID, InFlight: 1, ClosedAt: clock}}
 	p.active(ctx)
 	if len(wire.settled) != 1 || wire.settled[0] != k.ID {

@@ -179,13 +179,6 @@ func (r *connRegistry) closeSession(key [sha256.Size]byte) {
 	}
 }
 
-// count reports the open upgraded connections.
-func (r *connRegistry) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.conns)
-}
-
 // trackUpgrade wraps the body of resp, a 101 from Jupyter, so that the
 // gateway follows the connection and can close it. Every proxied upgrade
 // carries its session (withSession); were one without, it would pass as
@@ -230,18 +223,4 @@ func (g *Gateway) observeResponse(resp *http.Response) error {
 		}
 	}
 	return nil
-}
-
-// CloseUpgraded closes every upgraded connection (websockets), as the
-// server stops: http.Server.Shutdown does not wait for them.
-func (g *Gateway) CloseUpgraded() {
-	g.conns.mu.Lock()
-	all := make([]*upgradedConn, 0, len(g.conns.conns))
-	for c := range g.conns.conns {
-		all = append(all, c)
-	}
-	g.conns.mu.Unlock()
-	for _, c := range all {
-		c.Close()
-	}
 }
