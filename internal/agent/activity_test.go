@@ -7,11 +7,14 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/spinbook/spinbook/internal/gateway"
 )
 
 // startTestJupyter starts the installed Jupyter as the agent does.
@@ -63,7 +66,7 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 // do not.
 func TestActivityProbeRealJupyter(t *testing.T) {
 	j := startTestJupyter(t)
-	p := newActivityProbe(j)
+	p := newActivityProbe(j, nil, time.Second)
 	p.gpu = "" // whatever this machine has, the test is about Jupyter
 	defer p.close()
 	ctx := t.Context()
@@ -179,4 +182,127 @@ func newSessionHex() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// A fakeWire stands in for the front door's view of the kernels'
+// websockets (the gateway's own tests read real frames, both formats).
+type fakeWire struct {
+	traffic []gateway.KernelTraffic
+	settled []string
+}
+
+func (w *fakeWire) KernelTraffic() []gateway.KernelTraffic { return w.traffic }
+
+// SettleKernel forgets the kernel, as the gateway does.
+func (w *fakeWire) SettleKernel(id string) {
+	w.settled = append(w.settled, id)
+	w.traffic = slices.DeleteFunc(w.traffic, func(k gateway.KernelTraffic) bool { return k.ID == id })
+}
+
+// TestActivityProbeUnknownIsActive: what the probe cannot know counts as
+// active, never idle: Jupyter not answering, and a kernel Jupyter calls
+// "starting" while the front door sees a cell running on it (Jupyter's
+// watcher may have missed the kernel's first messages). A tab closed
+// while a cell runs keeps the kernel active until Jupyter says idle twice.
+func TestActivityProbeUnknownIsActive(t *testing.T) {
+	t.Run("jupyter not answering", func(t *testing.T) {
+		gone := &jupyter{network: "unix", address: t.TempDir() + "/none.sock", token: "x"}
+		p := newActivityProbe(gone, nil, time.Second)
+		p.gpu = ""
+		defer p.close()
+		for i := range 3 {
+			if !p.active(t.Context()) {
+				t.Fatalf("poll %d: a Jupyter that does not answer counted as idle", i)
+			}
+		}
+	})
+
+	j := startTestJupyter(t)
+	wire := &fakeWire{}
+	const grace = 10 * time.Second
+	p := newActivityProbe(j, wire, grace)
+	p.gpu = ""
+	defer p.close()
+	clock := time.Now()
+	p.now = func() time.Time { return clock }
+	ctx := t.Context()
+
+	req, _ := http.NewRequest(http.MethodPost, "http://jupyter/api/kernels", strings.NewReader(`{"name":"python3"}`))
+	req.Header.Set("Authorization", "token "+j.token)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ ID string }
+	json.NewDecoder(resp.Body).Decode(&k)
+	resp.Body.Close()
+	if st := p.kernelState(t, k.ID); st != "starting" {
+		t.Fatalf("a kernel nobody connected to is %q in Jupyter, want starting", st)
+	}
+	p.active(ctx) // learn
+	poll := func(what string, want bool) {
+		t.Helper()
+		if got := p.active(ctx); got != want {
+			t.Errorf("%s: active = %v, want %v", what, got, want)
+		}
+	}
+
+	wire.traffic = []gateway.KernelTraffic{{ID: k.ID, Open: 1, InFlight: 1}}
+	clock = clock.Add(2 * grace)
+	poll("starting in Jupyter, a cell running at the front door", true)
+	poll("starting in Jupyter, a cell running at the front door (again)", true)
+
+	wire.traffic = []gateway.KernelTraffic{{ID: k.ID, Open: 1}}
+	poll("starting in Jupyter, the cell answered, the tab open", false)
+
+	wire.traffic = []gateway.KernelTraffic{{ID: k.ID, InFlight: 1, ClosedAt: clock}}
+	poll("the tab closed while a cell ran, Jupyter says starting", true)
+	if len(wire.settled) != 0 {
+		t.Errorf("settled %v while Jupyter does not know", wire.settled)
+	}
+
+	wire.traffic = []gateway.KernelTraffic{{ID: "gone-kernel", InFlight: 1, ClosedAt: clock}}
+	p.active(ctx)
+	if len(wire.settled) != 1 || wire.settled[0] != "gone-kernel" {
+		t.Errorf("settled %v, want the kernel Jupyter no longer lists", wire.settled)
+	}
+	wire.settled = nil
+
+	// A client makes Jupyter's watcher see the kernel: idle.
+	dial := websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: j.transport()},
+		HTTPHeader: http.Header{"Authorization": {"token " + j.token}},
+	}
+	conn, _, err := websocket.Dial(ctx, "ws://jupyter/api/kernels/"+k.ID+"/channels?session_id="+newSessionHex(), &dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { // read (and drop) the answers like a browser
+		for {
+			if _, _, err := conn.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	// Jupyter's watcher may miss the kernel's first messages (the fault
+	// this is about): cells make the kernel say busy and idle again.
+	waitUntil(t, "Jupyter to see the kernel idle", 60*time.Second, func() bool {
+		if p.kernelState(t, k.ID) == "idle" {
+			return true
+		}
+		sendExecute(t, conn, "1")
+		return false
+	})
+	conn.Close(websocket.StatusNormalClosure, "")
+	waitUntil(t, "a poll to see the kernel idle", 30*time.Second, func() bool {
+		p.active(ctx)
+		return p.state[k.ID] == "idle"
+	})
+	wire.traffic = []gateway.KernelTraffic{{ID: k.ID, InFlight: 1, ClosedAt: clock}}
+	p.active(ctx)
+	if len(wire.settled) != 1 || wire.settled[0] != k.ID {
+		t.Errorf("settled %v after Jupyter said idle twice, want the kernel", wire.settled)
+	}
+	wire.traffic = nil
+	poll("idle, nothing in flight", false)
 }

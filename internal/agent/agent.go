@@ -45,6 +45,9 @@ type Agent struct {
 	// idle tracks activity and applies the idle rules; set before the
 	// front door serves.
 	idle *idleTracker
+	// front is the front door, which tells idle which kernels run a cell;
+	// set before idle is watched.
+	front kernelWire
 }
 
 // New returns an agent for spec that logs to log and copies Jupyter's
@@ -150,6 +153,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		j.stop(stopGrace)
 		return err
 	}
+	a.front = gw
 	var frontHandler http.Handler = gw
 	if tlsCfg != nil {
 		// One port: TLS, and plain HTTP answered with a redirect to it.

@@ -416,7 +416,7 @@ func (a *Agent) startIdle() {
 // rules stop the server (and its work is safe).
 func (a *Agent) watchIdle(ctx context.Context, j *jupyter, wg *sync.WaitGroup) <-chan string {
 	stop := make(chan string, 1)
-	probe := newActivityProbe(j)
+	probe := newActivityProbe(j, a.front, a.idle.timers.StopAfter)
 	wg.Go(func() {
 		defer probe.close()
 		reason := a.idle.run(ctx, func(ctx context.Context) {

@@ -11,6 +11,12 @@
 // cookie, client credentials, forwarding claims and what Jupyter would log
 // (a Referer's query) removed, and Jupyter's token added.
 //
+// A websocket belongs to the session that opened it and closes when that
+// session ends (logout, a new login, expiry); a message the browser sends
+// on it uses the session as a request does (upgrade.go). On kernel
+// websockets the gateway reads just enough of each message to know which
+// kernels have a cell running (kernelws.go, KernelTraffic).
+//
 // ListenTLS and RedirectHTTP serve the front door with TLS, plain HTTP on
 // the same port being redirected to it.
 package gateway
@@ -97,9 +103,11 @@ type Options struct {
 	Control http.Handler
 
 	// OnActivity, when set, is called for each proxied request a person
-	// makes — page navigations and writes — but not for Jupyter's own
-	// polling (GETs of its REST API) nor for traffic on open websockets.
-	// The agent counts it as activity for idle stops.
+	// makes — page navigations and writes — and on kernel websockets for
+	// each cell run and each cell's end (and each message too large to
+	// read), but not for Jupyter's own polling (GETs of its REST API) nor
+	// for other traffic on open websockets. The agent counts it as
+	// activity for idle stops.
 	OnActivity func()
 
 	// Banner, when set, returns a short text shown in a fixed banner at
@@ -146,6 +154,8 @@ type Gateway struct {
 	activity func()        // Options.OnActivity; never nil
 	banner   func() string // Options.Banner; nil for none
 	static   *os.Root      // Options.StaticDir; nil for none
+	kernels  *kernelTracker
+	conns    connRegistry // upgraded connections (websockets)
 }
 
 // ControlPrefix starts the paths of the control API (Options.Control).
@@ -200,6 +210,8 @@ func New(opts Options) (*Gateway, error) {
 		ttl = DefaultSessionTTL
 	}
 	g.sessions = newSessionStore(ttl)
+	g.sessions.ended = g.conns.closeSession
+	g.kernels = newKernelTracker(g.now, g.activity)
 	g.limiter = newLoginLimiter()
 	g.proxy = g.newProxy(opts.Transport)
 	return g, nil
@@ -333,9 +345,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Add
 		return
 	}
 
-	if !g.sessions.touch(r.Header["Cookie"], g.cookieName, g.now()) {
+	session, ok := g.sessions.touchKey(r.Header["Cookie"], g.cookieName, g.now())
+	if !ok {
 		g.loginRequired(w, r)
 		return
+	}
+	if isUpgrade(r) {
+		r = withSession(r, session) // its websocket closes when the session ends
 	}
 	if g.serveStatic(w, r) {
 		return

@@ -40,6 +40,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 	delete(h, "Authorization")
 	h["Authorization"] = []string{g.authz}
+	if isUpgrade(pr.In) && kernelChannelID(pr.In.URL.Path) != "" {
+		// No permessage-deflate on kernel websockets: the front door
+		// reads their frames (kernelws.go).
+		delete(h, "Sec-Websocket-Extensions")
+	}
 	scrubForLogs(pr.Out)
 	if g.banner != nil && isNavigation(pr.In) {
 		// Pages then come to the gateway uncompressed (the transport asks
@@ -189,6 +194,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if err := modifyResponse(resp); err != nil {
 		return err
 	}
+	if err := g.observeResponse(resp); err != nil {
+		return err
+	}
 	if resp.Request == nil {
 		return nil
 	}
@@ -222,6 +230,10 @@ func modifyResponse(resp *http.Response) error {
 // proxyError answers when Jupyter cannot be reached. The log line names
 // the path and the cause, but not the URL: its query may hold a secret.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errSessionEnded) {
+		g.loginRequired(w, r)
+		return
+	}
 	if ue, ok := errors.AsType[*url.Error](err); ok {
 		err = ue.Err
 	}

@@ -17,6 +17,10 @@ const maxSessions = 1024
 // does not compare secrets byte by byte.
 type sessionStore struct {
 	ttl time.Duration
+	// ended, when set, is called with the key of every session that ends
+	// (logout, a new login, expiry, eviction), outside the store's lock:
+	// the gateway closes that session's websockets.
+	ended func(key [sha256.Size]byte)
 
 	mu      sync.Mutex
 	expires map[[sha256.Size]byte]time.Time
@@ -30,8 +34,7 @@ func newSessionStore(ttl time.Duration) *sessionStore {
 func (s *sessionStore) create(now time.Time) string {
 	id := newSessionID()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruneLocked(now)
+	ended := s.pruneLocked(now)
 	if len(s.expires) >= maxSessions {
 		var oldest [sha256.Size]byte
 		var first time.Time
@@ -41,8 +44,11 @@ func (s *sessionStore) create(now time.Time) string {
 			}
 		}
 		delete(s.expires, oldest)
+		ended = append(ended, oldest)
 	}
 	s.expires[sessionKey(id)] = now.Add(s.ttl)
+	s.mu.Unlock()
+	s.end(ended)
 	return id
 }
 
@@ -51,6 +57,14 @@ func (s *sessionStore) create(now time.Time) string {
 // that name is tried, so a stale cookie planted for a narrower path (by
 // another server on the same host) cannot shadow the real one.
 func (s *sessionStore) touch(cookies []string, name string, now time.Time) bool {
+	_, ok := s.touchKey(cookies, name, now)
+	return ok
+}
+
+// touchKey is touch, also returning the live session's key.
+func (s *sessionStore) touchKey(cookies []string, name string, now time.Time) ([sha256.Size]byte, bool) {
+	var live [sha256.Size]byte
+	var expired [][sha256.Size]byte // rarely any: no allocation otherwise
 	ok := false
 	eachCookie(cookies, name, func(id string) bool {
 		key := sessionKey(id)
@@ -62,39 +76,87 @@ func (s *sessionStore) touch(cookies []string, name string, now time.Time) bool 
 			return true
 		case !now.Before(exp):
 			delete(s.expires, key)
+			expired = append(expired, key)
 			return true
 		}
 		s.expires[key] = now.Add(s.ttl)
-		ok = true
+		live, ok = key, true
 		return false
 	})
-	return ok
+	s.end(expired)
+	return live, ok
 }
 
 // remove ends every session named by a cookie called name.
 func (s *sessionStore) remove(cookies []string, name string) {
+	var ended [][sha256.Size]byte
 	eachCookie(cookies, name, func(id string) bool {
 		key := sessionKey(id)
 		s.mu.Lock()
-		delete(s.expires, key)
+		if _, ok := s.expires[key]; ok {
+			delete(s.expires, key)
+			ended = append(ended, key)
+		}
 		s.mu.Unlock()
 		return true
 	})
+	s.end(ended)
 }
 
 // live counts the sessions that have not expired at now.
 func (s *sessionStore) live(now time.Time) int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruneLocked(now)
-	return len(s.expires)
+	ended := s.pruneLocked(now)
+	n := len(s.expires)
+	s.mu.Unlock()
+	s.end(ended)
+	return n
 }
 
-func (s *sessionStore) pruneLocked(now time.Time) {
+// pruneLocked deletes the sessions expired at now and returns their keys.
+func (s *sessionStore) pruneLocked(now time.Time) [][sha256.Size]byte {
+	var ended [][sha256.Size]byte
 	for k, exp := range s.expires {
 		if !now.Before(exp) {
 			delete(s.expires, k)
+			ended = append(ended, k)
 		}
+	}
+	return ended
+}
+
+// expiry returns when the session key expires; false when it has ended
+// (it is then removed, and its end reported).
+func (s *sessionStore) expiry(key [sha256.Size]byte, now time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	exp, ok := s.expires[key]
+	if ok && !now.Before(exp) {
+		delete(s.expires, key)
+		s.mu.Unlock()
+		s.end([][sha256.Size]byte{key})
+		return time.Time{}, false
+	}
+	s.mu.Unlock()
+	return exp, ok
+}
+
+// extend starts the live session key again at now, as a request would;
+// an ended session stays ended.
+func (s *sessionStore) extend(key [sha256.Size]byte, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if exp, ok := s.expires[key]; ok && now.Before(exp) {
+		s.expires[key] = now.Add(s.ttl)
+	}
+}
+
+// end reports the ended sessions' keys.
+func (s *sessionStore) end(keys [][sha256.Size]byte) {
+	if s.ended == nil {
+		return
+	}
+	for _, k := range keys {
+		s.ended(k)
 	}
 }
 
