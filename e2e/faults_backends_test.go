@@ -16,6 +16,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+
+	"github.com/spinbook/spinbook/internal/backend"
 )
 
 // faultPorts keeps the fault suite's local servers clear of the other
@@ -33,6 +35,10 @@ type faultEnv struct {
 	// with extra config (the idle row needs its own idle settings).
 	newWorld func(t *testing.T, extra string, users ...string) *world
 	backend  faultBackend
+	// user names row i's user; nil means one user per row.
+	user func(i int) string
+	// omit names the rows not run on this backend, and why.
+	omit map[string]string
 }
 
 // faultBackend is what differs between backends when a fault strikes.
@@ -190,9 +196,14 @@ func (d *dockerFaults) workspace(t *testing.T, w *world, user string) string {
 	return v.Mountpoint
 }
 
+// fixOwner gives dir's files to the owner of its .git (the server's user,
+// who cloned it), else of dir.
 func (d *dockerFaults) fixOwner(t *testing.T, dir string) {
 	t.Helper()
-	st, err := os.Stat(dir)
+	st, err := os.Stat(filepath.Join(dir, ".git"))
+	if err != nil {
+		st, err = os.Stat(dir)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +253,7 @@ func (d *dockerFaults) smallDisk(t *testing.T, w *world, user string, size int64
 	if _, err := d.cli.VolumeCreate(t.Context(), volume.CreateOptions{
 		Name: name, Driver: "local",
 		DriverOpts: map[string]string{"type": "tmpfs", "device": "tmpfs", "o": fmt.Sprintf("size=%d,uid=1000,gid=100", size)},
-		Labels:     map[string]string{"managed-by": "spinbook", "spinbook.user": user},
+		Labels:     map[string]string{backend.LabelManaged: backend.ManagedBy, backend.LabelUser: user},
 	}); err != nil {
 		t.Fatalf("create a tmpfs volume: %v", err)
 	}

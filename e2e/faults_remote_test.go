@@ -130,5 +130,6 @@ func (b *throttledBody) Read(p []byte) (int, error) {
 // remote repository.
 func (r *faultRemote) reachable(t *testing.T, commit string) bool {
 	t.Helper()
-	return strings.TrimSpace(gittest.Git(t, r.git.Bare, "for-each-ref", "--contains", commit, "refs/heads/")) != ""
+	out, err := gitIn(r.git.Bare, "for-each-ref", "--contains", commit, "refs/heads/")
+	return err == nil && strings.TrimSpace(out) != ""
 }

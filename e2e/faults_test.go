@@ -54,7 +54,7 @@ type faultTable struct {
 type faultResult struct {
 	scenario, backend string
 	lost              int
-	failed            bool
+	failed, omitted   bool
 }
 
 func (ft *faultTable) add(r faultResult) {
@@ -79,7 +79,9 @@ func (ft *faultTable) String() string {
 	fmt.Fprintln(tw, "|---\t---\t---\t")
 	for _, r := range rows {
 		lost := fmt.Sprint(r.lost)
-		if r.failed {
+		if r.omitted {
+			lost = "not run"
+		} else if r.failed {
 			lost += " (row failed)"
 		}
 		fmt.Fprintf(tw, "| %s\t %s\t %s\t\n", r.scenario, r.backend, lost)
@@ -106,6 +108,7 @@ func TestFaults(t *testing.T) {
 	}{
 		{"local", func(t *testing.T, _ []string) *faultEnv { return newLocalFaultEnv(t) }},
 		{"docker", newDockerFaultEnv},
+		{"kubernetes", func(t *testing.T, _ []string) *faultEnv { return newK8sFaultEnv(t) }},
 	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
@@ -115,11 +118,20 @@ func TestFaults(t *testing.T) {
 			}
 			e := be.new(t, users)
 			for i, row := range faultRows {
+				if why, ok := e.omit[row.name]; ok {
+					t.Logf("%s: not run on %s: %s", row.name, e.name, why)
+					table.add(faultResult{scenario: row.name, backend: e.name, omitted: true})
+					continue
+				}
+				user := users[i]
+				if e.user != nil {
+					user = e.user(i)
+				}
 				t.Run(row.name, func(t *testing.T) {
 					l := &ledger{}
 					measured := 0
 					defer func() {
-						missing := e.lost(t, users[i], l)
+						missing := e.lost(t, user, l)
 						for _, m := range missing {
 							t.Errorf("lost: %s", m)
 						}
@@ -127,9 +139,9 @@ func TestFaults(t *testing.T) {
 						if lost > 0 {
 							t.Errorf("%s on %s lost %d commit(s) or file(s)", row.name, e.name, lost)
 						}
-						table.add(faultResult{row.name, e.name, lost, t.Failed()})
+						table.add(faultResult{scenario: row.name, backend: e.name, lost: lost, failed: t.Failed()})
 					}()
-					measured = row.run(t, e, users[i], l)
+					measured = row.run(t, e, user, l)
 				})
 			}
 		})
