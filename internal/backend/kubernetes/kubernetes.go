@@ -556,6 +556,12 @@ func (k *Kubernetes) ensureService(ctx context.Context, user string) (*corev1.Se
 		s.Spec.ExternalTrafficPolicy = ""
 	}
 	out, err := svcs.Create(ctx, s, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Another up of the same user made it since the Get: use theirs.
+		if out, err = svcs.Get(ctx, s.Name, metav1.GetOptions{}); err == nil {
+			return out, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create service %s: %w", s.Name, err)
 	}

@@ -6,6 +6,7 @@ package gittest
 import (
 	"bytes"
 	"crypto/subtle"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -86,6 +87,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return
+	}
+	if r.ContentLength < 0 && r.Body != nil {
+		// git sends a pack bigger than http.postBuffer (1 MiB) chunked,
+		// which CGI cannot pass on: take it in whole first, as a git
+		// host's front server does.
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "read the request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body, r.ContentLength, r.TransferEncoding = io.NopCloser(bytes.NewReader(body)), int64(len(body)), nil
 	}
 	h := &cgi.Handler{
 		Path: s.backend,
