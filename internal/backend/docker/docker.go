@@ -173,6 +173,9 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 			progress(backend.Event{Message: "server already starting; waiting for Jupyter"})
 			return d.waitReady(ctx, c.ID, progress)
 		}
+		if inFlight(c, time.Now()) {
+			return backend.Server{}, fmt.Errorf("container %s: another spinbook command is bringing it up; try again in a moment", ContainerName(user))
+		}
 		progress(backend.Event{Message: fmt.Sprintf("the previous container is %s (%s); starting a new one", c.State.Status, exitDetail(c.State))})
 		if err := d.remove(ctx, c.ID); err != nil {
 			return backend.Server{}, err
@@ -212,6 +215,23 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 	d.saveProbeCache(ctx, id, img.ID, cacheDir(home))
 	srv.Started = true
 	return srv, nil
+}
+
+// createdGrace is how long a container that was created but never started
+// counts as another `up` in progress (between its create and its start,
+// up gives the workspace to the image's user and copies the agent in);
+// after it, such a container is a leftover of an up that died, removed and
+// made anew.
+const createdGrace = 2 * time.Minute
+
+// inFlight reports whether c is another `up`'s container, created but not
+// yet started: removing it would pull it from under that command.
+func inFlight(c *container.InspectResponse, now time.Time) bool {
+	if c.State == nil || c.State.Status != container.StateCreated {
+		return false
+	}
+	created, err := time.Parse(time.RFC3339Nano, c.Created)
+	return err == nil && now.Sub(created) < createdGrace
 }
 
 // cacheDir is the agent's cache directory in a container (see probecache.go).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -102,5 +103,35 @@ func TestSizeMapsToResources(t *testing.T) {
 	_, host, _ = containerConfig(c, backend.Spec{User: "u"}, config.Size{}, "/w")
 	if host.DeviceRequests != nil || host.NanoCPUs != 0 || host.Memory != 0 || host.ShmSize != 0 {
 		t.Errorf("no size = %+v, want no limits", host.Resources)
+	}
+}
+
+// A container another up created moments ago, and has not started yet, is
+// that up in progress: a second up says to try again instead of removing
+// it (which made the first up fail mid-start); an old one is a leftover.
+func TestInFlight(t *testing.T) {
+	now := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	at := func(status container.ContainerState, age time.Duration) *container.InspectResponse {
+		return &container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{
+			Created: now.Add(-age).Format(time.RFC3339Nano),
+			State:   &container.State{Status: status},
+		}}
+	}
+	tests := []struct {
+		name string
+		c    *container.InspectResponse
+		want bool
+	}{
+		{"created just now", at(container.StateCreated, 3*time.Second), true},
+		{"created long ago", at(container.StateCreated, 10*time.Minute), false},
+		{"exited", at(container.StateExited, 3*time.Second), false},
+		{"dead", at(container.StateDead, time.Second), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := inFlight(tt.c, now); got != tt.want {
+				t.Errorf("inFlight = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
