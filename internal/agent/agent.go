@@ -44,6 +44,9 @@ type Agent struct {
 	// idle tracks activity and applies the idle rules; set before the
 	// front door serves.
 	idle *idleTracker
+	// jupyterName says which Jupyter runs, such as "jupyterlab 4.6.6
+	// (jupyter_server 2.21.1)"; set before the front door serves.
+	jupyterName string
 }
 
 // New returns an agent for spec that logs to log and copies Jupyter's
@@ -96,18 +99,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	go healthSrv.Serve(health)
 	defer healthSrv.Close()
 
-	command, err := findJupyter(a.spec.JupyterCommand)
+	command, venv, err := findJupyter(a.spec.JupyterCommand, a.spec.JupyterVenv, managedVenvs())
 	if err != nil {
 		return err
 	}
-	in, err := probe(ctx, command, a.spec.CacheDir)
+	in, err := probe(ctx, command, venv, a.spec.CacheDir)
 	if err != nil {
 		return err
 	}
+	a.jupyterName = in.describe()
 	if err := os.MkdirAll(a.spec.Workspace, 0o755); err != nil {
 		return fmt.Errorf("workspace: %w", err)
 	}
-	extraEnv, err := a.prepare(ctx)
+	extraEnv, err := a.prepare(ctx, in.Venv)
 	defer a.closeRepo()
 	if err != nil {
 		return err
@@ -125,7 +129,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.log.Info("jupyter started", "command", in.Command, "pid", j.cmd.Process.Pid, "via", j.network)
+	a.log.Info("jupyter started", "jupyter", a.jupyterName, "command", in.Command, "venv", in.Venv,
+		"pid", j.cmd.Process.Pid, "via", j.network)
 	a.recordJupyter(j)
 	a.startIdle()
 
