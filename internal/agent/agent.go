@@ -147,7 +147,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Control:        a.controlHandler(),
 		OnActivity:     a.idle.touch,
 		Banner:         a.idle.banner,
-		StaticDir:      in.StaticDir,
+		Static:         in.Static,
 	})
 	if err != nil {
 		j.stop(stopGrace)

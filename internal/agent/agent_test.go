@@ -210,8 +210,11 @@ func TestProbeRealJupyter(t *testing.T) {
 	// notebook 6 serves /static/ from its package; the gateway serves it
 	// from there itself.
 	if in.App == "NotebookApp" {
-		if _, err := os.Stat(filepath.Join(in.StaticDir, "base", "js", "namespace.js")); err != nil {
-			t.Errorf("probe found no notebook static dir (%q): %v", in.StaticDir, err)
+		if len(in.Static) != 1 || in.Static[0].Prefix != "/static/" || len(in.Static[0].Dirs) != 1 {
+			t.Fatalf("probe static routes = %+v, want notebook 6's /static/ alone", in.Static)
+		}
+		if _, err := os.Stat(filepath.Join(in.Static[0].Dirs[0], "base", "js", "namespace.js")); err != nil {
+			t.Errorf("probe found no notebook static dir (%q): %v", in.Static[0].Dirs, err)
 		}
 	}
 	files, _ := filepath.Glob(filepath.Join(cache, "jupyter-*.json"))

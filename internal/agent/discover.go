@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spinbook/spinbook/internal/gateway"
 )
 
 // ErrNoJupyter means no Jupyter server command could be found.
@@ -51,9 +53,10 @@ type install struct {
 	// Versions are the installed versions of jupyterlab, notebook and
 	// jupyter_server, as far as the command's Python has them.
 	Versions map[string]string `json:"versions,omitempty"`
-	// StaticDir is where notebook 6 serves /static/ from, for the gateway
-	// to serve those files itself; "" when unknown (other Jupyters).
-	StaticDir string `json:"static_dir,omitempty"`
+	// Static are the URL prefixes this Jupyter serves files under and
+	// their directories, for the gateway to serve those files itself;
+	// none when they cannot be learned.
+	Static []gateway.StaticRoute `json:"static,omitempty"`
 }
 
 // rootFlag is the flag that names the directory Jupyter serves.
@@ -198,7 +201,7 @@ func venvEnv(venv, path string) (newPath string, env []string) {
 
 // probeVersion is part of the probe cache's key: a cached answer from an
 // older agent, which knew less, is not used.
-const probeVersion = "2"
+const probeVersion = "3"
 
 // probe learns which options the Jupyter command takes from its
 // --help-all, and its versions from its Python, which costs two Python
@@ -238,11 +241,8 @@ func probe(ctx context.Context, command []string, venv, cacheDir string) (instal
 		return install{}, fmt.Errorf("%s does not look like a Jupyter server (its --help-all names neither ServerApp nor NotebookApp options); set jupyter.command to jupyter lab, notebook or server", strings.Join(command, " "))
 	}
 	if py := interpreter(command[0], venv); py != nil {
-		d := pythonDetails(ctx, py)
-		in.Versions = d.Versions
-		if in.App == "NotebookApp" {
-			in.StaticDir = d.NotebookStatic
-		}
+		d := pythonDetails(ctx, py, in.App)
+		in.Versions, in.Static = d.Versions, d.Static
 	}
 	if cacheFile != "" {
 		if data, err := json.Marshal(in); err == nil {
@@ -281,42 +281,62 @@ func interpreter(script, venv string) []string {
 
 // details is what the Jupyter's Python says about its packages.
 type details struct {
-	Versions map[string]string `json:"versions"`
-	// NotebookStatic is where notebook 6 keeps its static files.
-	NotebookStatic string `json:"notebook_static"`
+	Versions map[string]string     `json:"versions"`
+	Static   []gateway.StaticRoute `json:"static"`
 }
 
-// detailsScript prints details as JSON; it imports nothing heavy.
+// detailsScript prints details as JSON for the app (sys.argv[1]:
+// NotebookApp or ServerApp). The static routes are those Jupyter itself
+// serves, with its own cache rules: notebook 6's /static/; on
+// jupyter_server 2 its /static/, and with JupyterLab or Notebook 7
+// installed (each server loads both extensions, whichever app starts)
+// /static/lab/, /static/notebook/ and the prebuilt extensions under
+// /lab/extensions/ from every labextensions directory, in Jupyter's order.
 const detailsScript = `
 import json, os, sys
 from importlib import metadata
-out = {"versions": {}, "notebook_static": ""}
+app = sys.argv[1]
+out = {"versions": {}, "static": []}
 for name in ("jupyterlab", "notebook", "jupyter_server"):
     try:
         out["versions"][name] = metadata.version(name)
     except Exception:
         pass
-if int(out["versions"].get("notebook", "7").split(".")[0]) < 7:
-    try:
+def add(prefix, dirs, cache=""):
+    dirs = [d for d in dirs if os.path.isdir(d)]
+    if dirs:
+        out["static"].append({"prefix": prefix, "dirs": dirs, "cache": cache})
+notebook7 = int(out["versions"].get("notebook", "0").split(".")[0]) >= 7
+try:
+    if app == "NotebookApp":
         import notebook
-        out["notebook_static"] = notebook.DEFAULT_STATIC_FILES_PATH
-    except Exception:
-        pass
+        if os.path.isdir(os.path.join(notebook.DEFAULT_STATIC_FILES_PATH, "base")):
+            add("/static/", [notebook.DEFAULT_STATIC_FILES_PATH])
+    else:
+        import jupyter_server
+        add("/static/", [jupyter_server.DEFAULT_STATIC_FILES_PATH])
+        if "jupyterlab" in out["versions"]:
+            from jupyterlab.commands import get_app_dir
+            add("/static/lab/", [os.path.join(get_app_dir(), "static")], "immutable")
+        if notebook7:
+            import notebook
+            add("/static/notebook/", [os.path.join(os.path.dirname(notebook.__file__), "static")], "immutable")
+        if "jupyterlab" in out["versions"] or notebook7:
+            from jupyter_core.paths import jupyter_path
+            add("/lab/extensions/", jupyter_path("labextensions"), "immutable-static")
+except Exception:
+    pass
 sys.stdout.write(json.dumps(out))
 `
 
-// pythonDetails runs detailsScript with py; what it cannot learn stays
-// empty (the version is then "unknown" and static files go to Jupyter).
-func pythonDetails(ctx context.Context, py []string) details {
+// pythonDetails runs detailsScript with py for app; what it cannot learn
+// stays empty (the version is then "unknown" and static files go to
+// Jupyter).
+func pythonDetails(ctx context.Context, py []string, app string) details {
 	var d details
-	out, err := exec.CommandContext(ctx, py[0], append(py[1:], "-c", detailsScript)...).Output()
+	out, err := exec.CommandContext(ctx, py[0], append(py[1:], "-c", detailsScript, app)...).Output()
 	if err != nil || json.Unmarshal(out, &d) != nil {
 		return details{}
-	}
-	if d.NotebookStatic != "" {
-		if fi, err := os.Stat(filepath.Join(d.NotebookStatic, "base")); err != nil || !fi.IsDir() {
-			d.NotebookStatic = ""
-		}
 	}
 	return d
 }
