@@ -96,12 +96,33 @@ func TestBadConfigExits2(t *testing.T) {
 // saying what to install, and leaves nothing running.
 func TestNoJupyterFailsFast(t *testing.T) {
 	w := newWorld(t, "")
-	w.env = append(w.env, "PATH="+t.TempDir())
+	// No Jupyter on PATH, nor a venv of scripts/jupyter-venv in the cache.
+	w.env = append(w.env, "PATH="+t.TempDir(), "SPINBOOK_CACHE="+t.TempDir())
 	r := w.run("up", "--user", "ivan")
 	if r.code != 1 || !strings.Contains(r.stderr, "apt-get install jupyter-notebook") {
 		t.Fatalf("want exit 1 and what to install: %s", r)
 	}
 	if s := w.status("ivan"); s.State != "absent" {
 		t.Fatalf("after a failed up, status = %q, want absent", s.State)
+	}
+}
+
+// TestUpFindsTheJupyterVenv is scripts/quickstart on a machine without
+// Jupyter: with none on PATH, up runs the JupyterLab of the venv
+// scripts/jupyter-venv made (found through its symlink in the cache) and
+// status says so.
+func TestUpFindsTheJupyterVenv(t *testing.T) {
+	lab := jupyterFlavour(t, flavourLab4)
+	cache := t.TempDir()
+	if err := os.Symlink(lab.venv, filepath.Join(cache, "jupyter-venv")); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, "")
+	w.env = append(w.env, "PATH="+t.TempDir(), "SPINBOOK_CACHE="+cache)
+	if s := w.up("quinn"); !s.Ready {
+		t.Fatalf("up = %+v, want a ready server", s)
+	}
+	if got := w.status("quinn").Jupyter; !lab.describes.MatchString(got) {
+		t.Errorf("status --json jupyter = %q, want %s", got, lab.describes)
 	}
 }

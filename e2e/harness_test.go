@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,6 +60,99 @@ func needJupyter(t *testing.T) {
 		}
 	}
 	t.Skip("no Jupyter on PATH: apt-get install jupyter-notebook python3-ipykernel")
+}
+
+// A flavour is one Jupyter the e2e tests run spinbook's servers on. Debian's
+// notebook 6 is what a server gets when nothing is configured here (it is
+// first on PATH); the others come from the venv of scripts/jupyter-venv,
+// the pinned current stack of scripts/jupyter/lock.txt.
+//
+// To run a test on several Jupyters, loop over jupyterFlavours(t) and put
+// f.config in front of the world's config:
+//
+//	for _, f := range jupyterFlavours(t) {
+//		t.Run(f.name, func(t *testing.T) {
+//			w := newWorld(t, f.config+"idle:\n  stop_after: 1m\n")
+//			...
+//		})
+//	}
+//
+// A test that needs one Jupyter in particular (jupyter_server 2, say) asks
+// for it by name: f := jupyterFlavour(t, flavourLab4). Either way a missing
+// Jupyter is a skip that names the install command, and in CI (CI set) a
+// failure, since CI installs both (scripts/setup --for-tests).
+//
+// SPINBOOK_TEST_JUPYTER=notebook6|lab4|notebook7 narrows jupyterFlavours to
+// that one flavour, for a quick run by hand; CI leaves it unset and runs
+// every flavour.
+type flavour struct {
+	name string
+	// config is the YAML jupyter: section that selects this Jupyter.
+	config string
+	// describes matches what status --json says in "jupyter".
+	describes *regexp.Regexp
+	// venv is the virtualenv it runs from; "" for Debian's.
+	venv string
+	// page is the page a person lands on: /tree (notebook 6 and 7) or /lab.
+	page string
+}
+
+const (
+	flavourNotebook6 = "notebook6" // Debian 12's notebook 6.4, /usr/bin/jupyter-notebook
+	flavourLab4      = "lab4"      // JupyterLab 4.6 on jupyter_server 2.21, from the venv
+	flavourNotebook7 = "notebook7" // Notebook 7.6 on jupyter_server 2.21, from the venv
+)
+
+// jupyterFlavours returns the Jupyters the main local flows run on:
+// notebook 6 and JupyterLab 4 (see flavour).
+func jupyterFlavours(t *testing.T) []flavour {
+	t.Helper()
+	names := []string{flavourNotebook6, flavourLab4}
+	if only := os.Getenv("SPINBOOK_TEST_JUPYTER"); only != "" {
+		names = []string{only}
+	}
+	out := make([]flavour, 0, len(names))
+	for _, n := range names {
+		out = append(out, jupyterFlavour(t, n))
+	}
+	return out
+}
+
+// jupyterFlavour returns the flavour called name, or skips (fails in CI)
+// naming the command that installs it.
+func jupyterFlavour(t *testing.T, name string) flavour {
+	t.Helper()
+	missing := func(what, install string) {
+		t.Helper()
+		msg := fmt.Sprintf("Jupyter flavour %s: %s; install it with: %s", name, what, install)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	switch name {
+	case flavourNotebook6:
+		const cmd = "/usr/bin/jupyter-notebook"
+		if _, err := os.Stat(cmd); err != nil {
+			missing(cmd+" is missing", "apt-get install jupyter-notebook python3-ipykernel (scripts/setup --for-tests)")
+		}
+		return flavour{name: name, config: "jupyter:\n  command: [" + cmd + "]\n",
+			describes: regexp.MustCompile(`^notebook 6\.\d+\.\d+$`), page: "/tree"}
+	case flavourLab4, flavourNotebook7:
+		out, err := exec.Command("../scripts/jupyter-venv").Output()
+		if err != nil {
+			missing("the venv of scripts/jupyter/lock.txt is not installed", "scripts/jupyter-venv install (scripts/setup --for-tests)")
+		}
+		venv := strings.TrimSpace(string(out))
+		if name == flavourLab4 {
+			return flavour{name: name, config: "jupyter:\n  venv: " + venv + "\n", venv: venv, page: "/lab",
+				describes: regexp.MustCompile(`^jupyterlab 4\.6\.\d+ \(jupyter_server 2\.21\.\d+\)$`)}
+		}
+		return flavour{name: name, config: "jupyter:\n  venv: " + venv + "\n  command: [jupyter-notebook]\n", venv: venv, page: "/tree",
+			describes: regexp.MustCompile(`^notebook 7\.6\.\d+ \(jupyter_server 2\.21\.\d+\)$`)}
+	}
+	t.Fatalf("no Jupyter flavour %q: %s, %s or %s", name, flavourNotebook6, flavourLab4, flavourNotebook7)
+	return flavour{}
 }
 
 // world is one isolated spinbook installation: its own state dir and config.
@@ -169,6 +263,8 @@ type server struct {
 	HealthURL string `json:"health_url"`
 	Workspace string `json:"workspace"`
 	Password  string `json:"password"`
+	// Jupyter is which Jupyter runs and its version (status, running servers).
+	Jupyter string `json:"jupyter"`
 
 	TLSFingerprint string `json:"tls_fingerprint"`
 }

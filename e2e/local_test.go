@@ -15,9 +15,17 @@ import (
 )
 
 // TestUpLoginKernelDown is the newcomer's path: up, log in, run a cell
-// through the front door, down, and nothing left behind.
+// through the front door, down, and nothing left behind; on every Jupyter
+// flavour (Debian's notebook 6, the venv's JupyterLab 4), each saying in
+// status which it is, its kernels running in its venv.
 func TestUpLoginKernelDown(t *testing.T) {
-	w := newWorld(t, "")
+	for _, f := range jupyterFlavours(t) {
+		t.Run(f.name, func(t *testing.T) { testUpLoginKernelDown(t, f) })
+	}
+}
+
+func testUpLoginKernelDown(t *testing.T, f flavour) {
+	w := newWorld(t, f.config)
 	s := w.up("alice")
 	if s.State != "running" || !s.Ready || s.Backend != "local" || s.User != "alice" {
 		t.Fatalf("up --json = %+v, want a ready local server for alice", s)
@@ -77,10 +85,34 @@ func TestUpLoginKernelDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The kernel runs the flavour's Python, its venv activated.
+	wantPrefix := f.venv
+	if wantPrefix == "" {
+		wantPrefix = "/usr"
+	}
+	want := wantPrefix + "|" + f.venv + "\n"
+	if got := execute(ctx, t, conn, `import os, sys; print(sys.prefix + "|" + os.environ.get("VIRTUAL_ENV", ""))`); got != want {
+		t.Errorf("kernel sys.prefix|VIRTUAL_ENV = %q, want %q", got, want)
+	}
 	conn.Close(1000, "")
 
-	if got := w.status("alice"); got.State != "running" || !got.Ready || got.URL != s.URL {
+	// The page a person lands on loads through the front door.
+	if resp := b.do(t, http.MethodGet, f.page, nil, map[string]string{"Accept": "text/html"}); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s = %s, want 200", f.page, resp.Status)
+	}
+
+	got := w.status("alice")
+	if got.State != "running" || !got.Ready || got.URL != s.URL {
 		t.Fatalf("status = %+v, want running at %s", got, s.URL)
+	}
+	if !f.describes.MatchString(got.Jupyter) {
+		t.Errorf("status --json jupyter = %q, want %s", got.Jupyter, f.describes)
+	}
+	if r := w.run("status", "--user", "alice"); !strings.Contains(r.stdout, "jupyter:    "+got.Jupyter+"\n") {
+		t.Errorf("status does not say which Jupyter runs:\n%s", r)
+	}
+	if logs := w.run("logs", "--user", "alice"); !strings.Contains(logs.stdout+logs.stderr, got.Jupyter) {
+		t.Errorf("the log does not say which Jupyter started:\n%s", lastLines(logs.stdout+logs.stderr, 20))
 	}
 
 	if r := w.run("down", "--user", "alice"); r.code != 0 {

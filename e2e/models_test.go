@@ -361,16 +361,15 @@ func TestModelsPutKilled(t *testing.T) {
 	}
 }
 
-// TestModelsInsideServer: in a server of the local backend, a kernel
-// fetches a model with `!spinbook models get` (the agent put spinbook on
-// PATH and gave it a config) and with boto3 (the agent wrote
-// ~/.aws/credentials and config); the secret key is in no argv, no log,
-// no environment and no file but the 0600 credential files.
+// TestModelsInsideServer: in a server of the local backend running the
+// venv's JupyterLab, a kernel fetches a model with `!spinbook models get`
+// (the agent put spinbook on PATH and gave it a config), with boto3 and
+// with `aws s3 cp` (the venv's, activated; the agent wrote
+// ~/.aws/credentials and config and AWS_ENDPOINT_URL_S3, which both honour:
+// no endpoint is passed); the secret key is in no argv, no log, no
+// environment and no file but the 0600 credential files.
 func TestModelsInsideServer(t *testing.T) {
-	needJupyter(t)
-	if err := exec.Command("/usr/bin/python3", "-c", "import boto3").Run(); err != nil {
-		t.Skip("no boto3 for the kernel's Python: apt-get install python3-boto3 (scripts/setup --for-tests)")
-	}
+	lab := jupyterFlavour(t, flavourLab4)
 	m := newModelWorld(t, "s3")
 	leaks := watchForLeaks(t, m.canary) // registered first: it checks last, after down
 	work := t.TempDir()
@@ -380,7 +379,7 @@ func TestModelsInsideServer(t *testing.T) {
 	}
 
 	const user = "modeller"
-	w := newWorld(t, m.section)
+	w := newWorld(t, lab.config+m.section)
 	w.users[user] = true
 	r := w.run("up", "--json", "--user", user)
 	leaks.check(t, "up", r.String())
@@ -416,16 +415,26 @@ print("sha256", hashlib.sha256(open("fetched.bin", "rb").read()).hexdigest() if 
 	}
 
 	out = execute(ctx, t, conn, fmt.Sprintf(`
-import boto3, botocore, hashlib, os
-kw = {}
-if tuple(int(x) for x in botocore.__version__.split(".")[:2]) < (1, 31):
-    kw["endpoint_url"] = os.environ["AWS_ENDPOINT_URL_S3"]  # older botocore does not read the variable itself
-boto3.client("s3", **kw).download_file(%q, "team/churn/model.bin", "boto.bin")
+import boto3, hashlib, os, shutil
+boto3.client("s3").download_file(%q, "team/churn/model.bin", "boto.bin")
 print("sha256", hashlib.sha256(open("boto.bin", "rb").read()).hexdigest())
 print("pid", os.getpid())
+print("aws", shutil.which("aws"))
 `, m.srv.Bucket))
 	if !strings.Contains(out, "sha256 "+sum) {
 		t.Fatalf("boto3 download_file in a kernel:\n%s", leaks.hide(out))
+	}
+	if !strings.Contains(out, "aws "+lab.venv+"/bin/aws\n") {
+		t.Errorf("the kernel's aws is not the venv's (%s/bin/aws):\n%s", lab.venv, out)
+	}
+	cli := execute(ctx, t, conn, fmt.Sprintf(`
+import hashlib, subprocess
+r = subprocess.run(["aws", "s3", "cp", "--only-show-errors", "s3://%s/team/churn/model.bin", "cli.bin"], capture_output=True, text=True)
+print("exit", r.returncode, r.stderr.replace("\n", " | "))
+print("sha256", hashlib.sha256(open("cli.bin", "rb").read()).hexdigest() if r.returncode == 0 else "-")
+`, m.srv.Bucket))
+	if !strings.Contains(cli, "exit 0") || !strings.Contains(cli, "sha256 "+sum) {
+		t.Fatalf("aws s3 cp in a kernel:\n%s", leaks.hide(cli))
 	}
 	var kernelPID int
 	fmt.Sscanf(out[strings.Index(out, "pid "):], "pid %d", &kernelPID)

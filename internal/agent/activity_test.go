@@ -24,7 +24,7 @@ func startTestJupyter(t *testing.T) *jupyter {
 	if err != nil {
 		t.Skip("no jupyter-notebook on PATH: apt-get install jupyter-notebook python3-ipykernel")
 	}
-	in, err := probe(t.Context(), []string{path}, t.TempDir())
+	in, err := probe(t.Context(), []string{path}, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,9 @@ type Agent struct {
 	// front is the front door, which tells idle which kernels run a cell;
 	// set before idle is watched.
 	front kernelWire
+	// jupyterName says which Jupyter runs, such as "jupyterlab 4.6.6
+	// (jupyter_server 2.21.1)"; set before the front door serves.
+	jupyterName string
 }
 
 // New returns an agent for spec that logs to log and copies Jupyter's
@@ -100,18 +103,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	go healthSrv.Serve(health)
 	defer healthSrv.Close()
 
-	command, err := findJupyter(a.spec.JupyterCommand)
+	command, venv, err := findJupyter(a.spec.JupyterCommand, a.spec.JupyterVenv, managedVenvs())
 	if err != nil {
 		return err
 	}
-	in, err := probe(ctx, command, a.spec.CacheDir)
+	in, err := probe(ctx, command, venv, a.spec.CacheDir)
 	if err != nil {
 		return err
 	}
+	a.jupyterName = in.describe()
 	if err := os.MkdirAll(a.spec.Workspace, 0o755); err != nil {
 		return fmt.Errorf("workspace: %w", err)
 	}
-	extraEnv, err := a.prepare(ctx)
+	extraEnv, err := a.prepare(ctx, in.Venv)
 	defer a.closeRepo()
 	if err != nil {
 		return err
@@ -129,7 +133,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.log.Info("jupyter started", "command", in.Command, "pid", j.cmd.Process.Pid, "via", j.network)
+	a.log.Info("jupyter started", "jupyter", a.jupyterName, "command", in.Command, "venv", in.Venv,
+		"pid", j.cmd.Process.Pid, "via", j.network)
 	a.recordJupyter(j)
 	a.startIdle()
 
@@ -147,7 +152,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Control:        a.controlHandler(),
 		OnActivity:     a.idle.touch,
 		Banner:         a.idle.banner,
-		StaticDir:      in.StaticDir,
+		Static:         in.Static,
 	})
 	if err != nil {
 		j.stop(stopGrace)

@@ -132,15 +132,14 @@ func (a *Agent) modelStore(ctx context.Context) (models.Store, error) {
 	})
 }
 
-// spinbookOnPath returns PATH with the directory of the agent's own binary
+// spinbookOnPath returns PATH=path with the directory of the agent's own binary
 // first, so kernels and terminals run the same spinbook as the agent.
-func spinbookOnPath() ([]string, error) {
+func spinbookOnPath(path string) ([]string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the spinbook binary: %w", err)
 	}
 	dir := filepath.Dir(exe)
-	path := os.Getenv("PATH")
 	if path == "" {
 		return []string{"PATH=" + dir}, nil
 	}

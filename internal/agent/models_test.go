@@ -86,8 +86,7 @@ func TestPrepareModels(t *testing.T) {
 
 // TestSpinbookOnPath: the agent's own directory comes first on PATH.
 func TestSpinbookOnPath(t *testing.T) {
-	t.Setenv("PATH", "/usr/bin:/bin")
-	env, err := spinbookOnPath()
+	env, err := spinbookOnPath("/usr/bin:/bin")
 	if err != nil {
 		t.Fatal(err)
 	}

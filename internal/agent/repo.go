@@ -183,6 +183,9 @@ type StatusResponse struct {
 	AtStart *gitwork.Status `json:"at_start,omitempty"`
 	// Idle is the server's activity, coming stop and cost (see idle.go).
 	Idle *IdleStatus `json:"idle,omitempty"`
+	// Jupyter says which Jupyter the agent started and its version, such
+	// as "jupyterlab 4.6.6 (jupyter_server 2.21.1)" or "notebook 6.4.12".
+	Jupyter string `json:"jupyter,omitempty"`
 }
 
 // controlHandler is the control API, served by the front door under
@@ -244,7 +247,8 @@ func (a *Agent) serveSave(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
-	resp := StatusResponse{User: a.spec.User, Ready: a.ready.Load(), Repo: a.repo != nil, Idle: a.idleStatus()}
+	resp := StatusResponse{User: a.spec.User, Ready: a.ready.Load(), Repo: a.repo != nil, Idle: a.idleStatus(),
+		Jupyter: a.jupyterName}
 	if a.repo != nil {
 		st, err := a.repo.repo.Status(r.Context())
 		if err == nil {

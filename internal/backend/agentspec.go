@@ -55,6 +55,9 @@ type AgentSpec struct {
 	Hosts []string `json:"hosts,omitempty"`
 	// JupyterCommand is the command that starts Jupyter; empty = detect.
 	JupyterCommand []string `json:"jupyter_command,omitempty"`
+	// JupyterVenv is the virtualenv Jupyter runs from (jupyter.venv);
+	// empty = none, or the one JupyterCommand lies in.
+	JupyterVenv string `json:"jupyter_venv,omitempty"`
 
 	// TLS on the front door (access.tls). TLSCert and TLSKey are PEM, the
 	// certificate chain and its private key, read by the command line; or

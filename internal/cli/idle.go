@@ -53,6 +53,8 @@ type idleJSON struct {
 	// size has no price.
 	CostPerHour *float64 `json:"cost_per_hour,omitempty"`
 	CostSoFar   *float64 `json:"cost_so_far,omitempty"`
+	// Jupyter is which Jupyter the agent started and its version.
+	Jupyter string `json:"jupyter,omitempty"`
 }
 
 // idleOf asks srv's agent about activity, the coming stop and the cost;
@@ -67,7 +69,9 @@ func idleOf(ctx context.Context, srv backend.Server) *idleJSON {
 	if code, err := control(ctx, srv, http.MethodGet, "status", nil, &st); err != nil || code != http.StatusOK || st.Idle == nil {
 		return nil
 	}
-	return idleFromAgent(st.Idle)
+	i := idleFromAgent(st.Idle)
+	i.Jupyter = st.Jupyter
+	return i
 }
 
 func idleFromAgent(s *agent.IdleStatus) *idleJSON {
@@ -113,6 +117,9 @@ func idleRows(i *idleJSON) [][]string {
 		return nil
 	}
 	var rows [][]string
+	if i.Jupyter != "" {
+		rows = append(rows, []string{"jupyter:", i.Jupyter})
+	}
 	if i.Size != "" {
 		rows = append(rows, []string{"size:", i.Size})
 	}

@@ -22,7 +22,8 @@ type serverJSON struct {
 	Password string `json:"password,omitempty"`
 	// Secrets (status only) are the config's secrets and whether they resolve.
 	Secrets []secretJSON `json:"secrets,omitempty"`
-	// Activity, the coming idle stop and cost (status and ls, running servers).
+	// Activity, the coming idle stop and cost, and which Jupyter runs
+	// (status and ls, running servers).
 	*idleJSON
 }
 
@@ -157,6 +158,7 @@ func buildAgentSpec(ctx context.Context, cfg *config.Config) (backend.AgentSpec,
 		TrustedProxies: cfg.Access.TrustedProxies,
 		Hosts:          cfg.Access.Hosts,
 		JupyterCommand: cfg.Jupyter.Command,
+		JupyterVenv:    cfg.Jupyter.Venv,
 	}
 	secrets, err := resolveSecrets(ctx, cfg)
 	if err != nil {

@@ -137,9 +137,18 @@ type Jupyter struct {
 	// Command starts Jupyter, as a list ([jupyter, lab]) or one string
 	// split on spaces ("jupyter lab"; no quoting: use the list form for
 	// arguments with spaces). spinbook adds the options that bind it and
-	// set its token. Default: the first of `jupyter lab`, `jupyter
-	// notebook` and `jupyter server` that is installed.
+	// set its token. A command in a virtualenv's bin/ runs with that venv
+	// activated. Default: the first of `jupyter lab`, `jupyter notebook`
+	// and `jupyter server` that is installed (on PATH, else in the venv
+	// scripts/jupyter-venv makes).
 	Command Command `yaml:"command"`
+
+	// Venv is a Python virtualenv (an absolute path, on the machine or in
+	// the image) that Jupyter runs from, activated for Jupyter, kernels
+	// and terminals: its bin/ first on PATH, VIRTUAL_ENV set. Command, if
+	// set, is looked up in its bin/; else the first of jupyter-lab,
+	// jupyter-notebook and jupyter-server there.
+	Venv string `yaml:"venv"`
 }
 
 // Local configures backend local, which runs servers as processes on this

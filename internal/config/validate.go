@@ -37,6 +37,9 @@ func (c *Config) Validate() error {
 			v.problemf(fmt.Sprintf("jupyter.command[%d]", i), "empty argument")
 		}
 	}
+	if c.Jupyter.Venv != "" && !strings.HasPrefix(c.Jupyter.Venv, "/") {
+		v.problemf("jupyter.venv", "%q is not an absolute path; write the venv's full path, such as /opt/jupyter-venv", c.Jupyter.Venv)
+	}
 	v.local()
 	v.docker()
 	v.sizes()

@@ -11,25 +11,38 @@ import (
 )
 
 // isUserRequest reports whether r, a request about to be proxied, is a
-// person using the server rather than Jupyter's own polling: writes and
-// page navigations count; GETs of Jupyter's REST APIs (/api/kernels,
-// /api/sessions, /api/terminals, /api/contents, /api/status, /api/metrics,
-// JupyterLab's /lab/api/...) and websocket opens do not, since an open tab
-// sends them on its own.
+// person using the server rather than what an open page sends by itself:
+// writes and page navigations count; GETs under pollingPrefixes, websocket
+// opens (kernels, terminals, JupyterLab's /api/events/subscribe) and
+// JupyterLab's saves of its layout do not.
 func isUserRequest(r *http.Request) bool {
+	p := r.URL.Path
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return true
+		// JupyterLab PUTs its layout to /lab/api/workspaces/NAME when a
+		// page loads and whenever the layout shifts.
+		return !(r.Method == http.MethodPut && strings.HasPrefix(p, "/lab/api/workspaces/"))
 	}
 	if isUpgrade(r) {
 		return false
 	}
-	p := r.URL.Path
-	for _, prefix := range []string{"/api/", "/lab/api/", "/static/", "/lab/static/", "/nbextensions/", "/custom/", "/kernelspecs/"} {
+	for _, prefix := range pollingPrefixes {
 		if strings.HasPrefix(p, prefix) {
 			return false
 		}
 	}
 	return p != "/api" && !strings.HasSuffix(p, "/favicon.ico")
+}
+
+// pollingPrefixes are the paths whose GETs an open page of notebook 6,
+// Notebook 7 or JupyterLab 4 sends on its own, as seen in their request
+// logs: the REST API it polls every few seconds (/api/kernels, sessions,
+// terminals, kernelspecs, me, status, metrics, and /api/contents, the file
+// browser's listing), JupyterLab's settings, translations, themes and
+// workspaces (/lab/api/), jupyter-lsp's /lsp/status, and the assets pages
+// load, lazily too (/static/, /lab/extensions/, kernel logos).
+var pollingPrefixes = []string{
+	"/api/", "/lab/api/", "/lsp/",
+	"/static/", "/lab/static/", "/lab/extensions/", "/nbextensions/", "/custom/", "/kernelspecs/",
 }
 
 // bannerKey keys the banner text of a request in its context.

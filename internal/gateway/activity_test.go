@@ -35,6 +35,30 @@ func TestOnActivityCountsPeopleNotPolling(t *testing.T) {
 		{"lab workspace poll", http.MethodGet, "/lab/api/workspaces/default", false, false, false},
 		{"static asset", http.MethodGet, "/static/base/images/logo.png", false, false, false},
 		{"websocket open", http.MethodGet, "/api/kernels/k1/channels", false, true, false},
+		// JupyterLab 4 and Notebook 7 on jupyter_server 2, as their logs
+		// show an open page's requests.
+		{"lab: open the app", http.MethodGet, "/lab", true, false, true},
+		{"lab: open a notebook", http.MethodGet, "/lab/tree/a.ipynb", true, false, true},
+		{"notebook 7: open a notebook", http.MethodGet, "/notebooks/a.ipynb", true, false, true},
+		{"lab: event stream", http.MethodGet, "/api/events/subscribe", false, true, false},
+		{"lab: identity", http.MethodGet, "/api/me", false, false, false},
+		{"lab: kernelspecs", http.MethodGet, "/api/kernelspecs", false, false, false},
+		{"lab: kernel logo", http.MethodGet, "/kernelspecs/python3/logo-svg.svg", false, false, false},
+		{"lab: file browser listing", http.MethodGet, "/api/contents", false, false, false},
+		{"lab: checkpoints listing", http.MethodGet, "/api/contents/a.ipynb/checkpoints", false, false, false},
+		{"lab: layout saved", http.MethodPut, "/lab/api/workspaces/default", false, false, false},
+		{"lab: settings", http.MethodGet, "/lab/api/settings", false, false, false},
+		{"lab: translations", http.MethodGet, "/lab/api/translations/default", false, false, false},
+		{"lab: theme", http.MethodGet, "/lab/api/themes/@jupyterlab/theme-light-extension/index.css", false, false, false},
+		{"lab: lsp status", http.MethodGet, "/lsp/status", false, false, false},
+		{"lab: bundle", http.MethodGet, "/static/lab/main.efd36b46f3b45eb8.js", false, false, false},
+		{"lab: prebuilt extension", http.MethodGet, "/lab/extensions/@jupyter-notebook/lab-extension/static/remoteEntry.js", false, false, false},
+		{"notebook 7: bundle", http.MethodGet, "/static/notebook/main.a7084e35c3230587.js", false, false, false},
+		{"lab: change a setting", http.MethodPut, "/lab/api/settings/@jupyterlab/apputils-extension:themes", false, false, true},
+		{"lab: start a session", http.MethodPost, "/api/sessions", false, false, true},
+		{"lab: rename a session", http.MethodPatch, "/api/sessions/s1", false, false, true},
+		{"lab: save a checkpoint", http.MethodPost, "/api/contents/a.ipynb/checkpoints", false, false, true},
+		{"lab: interrupt a kernel", http.MethodPost, "/api/kernels/k1/interrupt", false, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,7 +31,6 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -117,11 +116,12 @@ type Options struct {
 	// warned of.
 	Banner func() string
 
-	// StaticDir, when set, is the directory Jupyter serves /static/ from
-	// (notebook 6's DEFAULT_STATIC_FILES_PATH): the gateway then answers
-	// those GETs itself, after the session check, several times faster
-	// than Jupyter; what it does not find still goes to Jupyter.
-	StaticDir string
+	// Static are the URL prefixes Jupyter serves files under and the
+	// directories it serves them from (the agent learns them from the
+	// Jupyter install): the gateway then answers those GETs itself, after
+	// the session check, several times faster than Jupyter and with
+	// Jupyter's cache headers; what it does not find still goes to Jupyter.
+	Static []StaticRoute
 }
 
 // defaultAllow admits loopback clients only.
@@ -153,7 +153,7 @@ type Gateway struct {
 	control  http.Handler
 	activity func()        // Options.OnActivity; never nil
 	banner   func() string // Options.Banner; nil for none
-	static   *os.Root      // Options.StaticDir; nil for none
+	static   []staticMount // Options.Static, longest prefix first
 	kernels  *kernelTracker
 	conns    connRegistry // upgraded connections (websockets)
 }
@@ -184,9 +184,9 @@ func New(opts Options) (*Gateway, error) {
 		activity:   opts.OnActivity,
 		banner:     opts.Banner,
 	}
-	static, err := openStatic(opts.StaticDir)
+	static, err := openStatic(opts.Static)
 	if err != nil {
-		return nil, fmt.Errorf("gateway options: static dir: %w", err)
+		return nil, fmt.Errorf("gateway options: %w", err)
 	}
 	g.static = static
 	for _, h := range opts.Hosts {

@@ -75,7 +75,7 @@ func TestForeignHostRefused(t *testing.T) {
 	var controlCalls atomic.Int64
 	e := newEnv(t, func(o *Options) {
 		o.Hosts = []string{"example.com", "notebooks.example.org"}
-		o.StaticDir = static
+		o.Static = []StaticRoute{{Prefix: "/static/", Dirs: []string{static}}}
 		o.Control = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { controlCalls.Add(1) })
 	})
 	cookie := e.login(t)
