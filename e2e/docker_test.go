@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,8 +18,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
-
-	"github.com/spinbook/spinbook/internal/gitwork/gittest"
 )
 
 // dockerSocket is where scripts/setup --for-tests starts the tests' Engine.
@@ -31,6 +28,14 @@ const dockerSocket = "/run/spinbook-docker.sock"
 // (whatever an earlier run left of theirs is removed first). It returns an
 // Engine client to look at what spinbook made.
 func newDockerWorld(t *testing.T, extra string, users ...string) (*world, *client.Client) {
+	t.Helper()
+	return newDockerWorldOn(t, "notebook6", extra, users...)
+}
+
+// newDockerWorldOn is newDockerWorld on one of scripts/docker-test-image's
+// images: notebook6 (Debian's notebook 6) or lab4 (docker-stacks-shaped,
+// JupyterLab 4).
+func newDockerWorldOn(t *testing.T, flavour, extra string, users ...string) (*world, *client.Client) {
 	t.Helper()
 	if os.Getenv("DOCKER_HOST") == "" {
 		if _, err := os.Stat(dockerSocket); err == nil {
@@ -54,7 +59,7 @@ func newDockerWorld(t *testing.T, extra string, users ...string) (*world, *clien
 		cli.VolumeRemove(t.Context(), "spinbook-"+u+"-work", true)
 	}
 
-	out, err := exec.Command("../scripts/docker-test-image").Output()
+	out, err := exec.Command("../scripts/docker-test-image", flavour).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -265,35 +270,7 @@ func TestDockerSizeAndSite(t *testing.T) {
 // goes.
 func TestDockerRepoSavedOnDown(t *testing.T) {
 	w, cli := newDockerWorld(t, "", "dk-gina")
-	if r := w.run("site", "up"); r.code != 0 {
-		t.Fatalf("site up: %s", r)
-	}
-	// The git server listens on the network's gateway, which containers
-	// reach. The config refuses a token over http:// to anything but
-	// loopback, so this server takes no token from the client: a proxy in
-	// front of it adds the credentials. (Token handling is the git tests'.)
-	n, err := cli.NetworkInspect(t.Context(), "spinbook-e2e", network.InspectOptions{})
-	if err != nil || len(n.IPAM.Config) == 0 {
-		t.Fatalf("network spinbook-e2e: %+v, %v", n.IPAM, err)
-	}
-	token := "canary-" + newID()
-	g := gittest.New(t, token, "main", gitSeed)
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.IPAM.Config[0].Gateway, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		r.SetBasicAuth("e2e", token)
-		g.ServeHTTP(rw, r)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	f, err := os.OpenFile(w.config, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "repo:\n  url: http://%s/team.git\n  branch: main\n", ln.Addr())
-	f.Close()
+	g := dockerGitRemote(t, w, cli)
 
 	s := w.up("dk-gina")
 	run := kernelSession(t, s)

@@ -18,11 +18,17 @@ import (
 // the binary under test.
 func newK8sWorld(t *testing.T, extra string) (*world, *k8stest.Cluster) {
 	t.Helper()
+	return newK8sWorldOn(t, func(cl *k8stest.Cluster) string { return cl.JupyterImage }, extra)
+}
+
+// newK8sWorldOn is newK8sWorld on the cluster's image that image picks.
+func newK8sWorldOn(t *testing.T, image func(*k8stest.Cluster) string, extra string) (*world, *k8stest.Cluster) {
+	t.Helper()
 	cl := k8stest.Get(t, bin)
 	w := &world{t: t, stateDir: t.TempDir(), users: map[string]bool{}}
 	w.config = filepath.Join(t.TempDir(), "spinbook.yaml")
 	cfg := fmt.Sprintf("backend: kubernetes\nimage: %s\nkubernetes:\n  kubeconfig: %s\n  agent_image: %s\n  stop_grace: 20s\n%s",
-		cl.JupyterImage, cl.Kubeconfig, cl.AgentImage, extra)
+		image(cl), cl.Kubeconfig, cl.AgentImage, extra)
 	if err := os.WriteFile(w.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

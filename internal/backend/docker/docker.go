@@ -203,8 +203,16 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 	if err != nil {
 		return backend.Server{}, err
 	}
-	d.restoreProbeCache(ctx, id, img.ID, home, cacheDir(home))
-	srv, err := d.start(ctx, id, spec, home, workspace, agentTar, progress)
+	imgUser := ""
+	if img.Config != nil {
+		imgUser = img.Config.User
+	}
+	err = d.ownWorkspace(ctx, id, imgUser, home, workspace)
+	var srv backend.Server
+	if err == nil {
+		d.restoreProbeCache(ctx, id, img.ID, home, cacheDir(home))
+		srv, err = d.start(ctx, id, spec, home, workspace, agentTar, progress)
+	}
 	if err != nil {
 		// Leave no half-started container behind; the volume stays.
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

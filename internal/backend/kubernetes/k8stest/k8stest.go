@@ -35,8 +35,10 @@ const lockPath = "/run/spinbook-k8s-test.lock"
 type Cluster struct {
 	Dir        string // the script's DIR
 	Kubeconfig string
-	// JupyterImage and AgentImage are loaded into the cluster's containerd.
+	// JupyterImage (Debian's notebook 6), LabImage (docker-stacks-shaped,
+	// JupyterLab 4) and AgentImage are loaded into the cluster's containerd.
 	JupyterImage string
+	LabImage     string
 	AgentImage   string
 }
 
@@ -135,7 +137,10 @@ func start(agentBinary string) error {
 	if err := c.podCIDR(); err != nil {
 		return err
 	}
-	if c.JupyterImage, err = c.loadJupyterImage(); err != nil {
+	if c.JupyterImage, err = c.loadJupyterImage("notebook6"); err != nil {
+		return err
+	}
+	if c.LabImage, err = c.loadJupyterImage("lab4"); err != nil {
 		return err
 	}
 	if c.AgentImage, err = c.loadAgentImage(agentBinary); err != nil {
@@ -167,15 +172,15 @@ func (c *Cluster) Kubectl(args ...string) (string, error) {
 	return string(out), err
 }
 
-// loadJupyterImage builds the tests' Jupyter image with
-// scripts/docker-test-image (on the tests' Docker Engine), saves it once
+// loadJupyterImage builds one of the tests' Jupyter images (a flavour of
+// scripts/docker-test-image) on the tests' Docker Engine, saves it once
 // under /var/cache/spinbook/images and imports it.
-func (c *Cluster) loadJupyterImage() (string, error) {
+func (c *Cluster) loadJupyterImage(flavour string) (string, error) {
 	env := os.Environ()
 	if os.Getenv("DOCKER_HOST") == "" {
 		env = append(env, "DOCKER_HOST=unix:///run/spinbook-docker.sock")
 	}
-	cmd := exec.Command(filepath.Join(Root(), "scripts", "docker-test-image"))
+	cmd := exec.Command(filepath.Join(Root(), "scripts", "docker-test-image"), flavour)
 	cmd.Env = env
 	out, err := cmd.Output()
 	if err != nil {
