@@ -12,13 +12,10 @@ import (
 	"time"
 )
 
-// jupyterNotebook is the Jupyter every side runs: Debian's notebook 6,
-// started through /usr/bin (python3 on PATH may be another Python).
-const jupyterNotebook = "/usr/bin/jupyter-notebook"
-
 // bareJupyter is a stock `jupyter notebook` on a loopback port with a
 // token, nothing in front.
 type bareJupyter struct {
+	stack Stack
 	dir   string
 	port  int
 	token string
@@ -28,8 +25,8 @@ type bareJupyter struct {
 	done chan struct{}
 }
 
-func newBareJupyter(dir string, port int, poll time.Duration) *bareJupyter {
-	return &bareJupyter{dir: dir, port: port, token: randomHex(24), poll: poll}
+func newBareJupyter(stack Stack, dir string, port int, poll time.Duration) *bareJupyter {
+	return &bareJupyter{stack: stack, dir: dir, port: port, token: randomHex(24), poll: poll}
 }
 
 func (b *bareJupyter) base() string { return "http://127.0.0.1:" + strconv.Itoa(b.port) + "/" }
@@ -46,15 +43,16 @@ func (b *bareJupyter) start(ctx context.Context) (time.Duration, error) {
 	}
 	defer logf.Close()
 	t0 := time.Now()
-	cmd := exec.Command(jupyterNotebook, "--no-browser", "--allow-root",
-		"--ip=127.0.0.1", "--port="+strconv.Itoa(b.port), "--NotebookApp.port_retries=0",
+	args := append(b.stack.Jupyter[1:len(b.stack.Jupyter):len(b.stack.Jupyter)], "--no-browser", "--allow-root",
+		"--ip=127.0.0.1", "--port="+strconv.Itoa(b.port), "--"+b.stack.App+".port_retries=0",
 		"--notebook-dir="+work)
+	cmd := exec.Command(b.stack.Jupyter[0], args...)
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "JUPYTER_TOKEN="+b.token, "JUPYTER_RUNTIME_DIR="+filepath.Join(b.dir, "runtime"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start %s: %w", jupyterNotebook, err)
+		return 0, fmt.Errorf("start %s: %w", b.stack.Jupyter[0], err)
 	}
 	b.cmd, b.done = cmd, make(chan struct{})
 	go func() { cmd.Wait(); close(b.done) }()

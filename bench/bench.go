@@ -36,6 +36,7 @@ var Benchmarks = []string{"spawn", "http", "websocket", "load", "memory"}
 // Options says what to run and for how long.
 type Options struct {
 	Bin          string        // the spinbook binary
+	Stack        Stack         // the Jupyter every side runs, and the peer
 	SpawnRounds  int           // measured spawn/stop cycles per side (after one warm-up)
 	Rounds       int           // interleaved rounds of the HTTP, websocket and load benchmarks
 	Wrk          WrkOptions    // per wrk run
@@ -53,6 +54,7 @@ type Options struct {
 // quick a short run to check that everything works.
 func DefaultOptions(quick bool) Options {
 	o := Options{
+		Stack:        DebianStack(),
 		SpawnRounds:  5,
 		Rounds:       3,
 		Wrk:          WrkOptions{Duration: 5 * time.Second, Threads: 1, Connections: 4},
@@ -79,6 +81,7 @@ type results struct {
 	login      []time.Duration // spinbook: the first login
 	spawn      [sides][]time.Duration
 	stop       [sides][]time.Duration
+	endpoints  []string                       // what the HTTP benchmark loads
 	http       map[string]*[sides][]WrkResult // by endpoint
 	rtt        [sides][]time.Duration
 	load       map[string][]time.Duration // by probe name
@@ -128,11 +131,12 @@ func Run(ctx context.Context, o Options) (_ Report, err error) {
 	b.r.http = map[string]*[sides][]WrkResult{}
 	b.r.load, b.r.loadFail, b.r.rss = map[string][]time.Duration{}, map[string]int{}, map[string]int64{}
 	ports := fmt.Sprintf("%d-%d", o.BasePort+20, o.BasePort+39)
-	if b.sb, err = newSpinbook(ctx, o.Bin, filepath.Join(dir, "spinbook"), ports, o.Poll); err != nil {
+	if b.sb, err = newSpinbook(ctx, o.Stack, o.Bin, filepath.Join(dir, "spinbook"), ports, o.Poll); err != nil {
 		return Report{}, err
 	}
-	b.bare = newBareJupyter(filepath.Join(dir, "jupyter"), o.BasePort+10, o.Poll)
-	b.hub = newHub(filepath.Join(dir, "hub"), o.BasePort, o.Poll)
+	b.bare = newBareJupyter(o.Stack, filepath.Join(dir, "jupyter"), o.BasePort+10, o.Poll)
+	b.hub = newHub(o.Stack, filepath.Join(dir, "hub"), o.BasePort, o.Poll)
+	b.r.endpoints = httpEndpoints(o.Stack)
 	defer b.teardown()
 
 	loadBefore := loadAverage()
@@ -168,7 +172,8 @@ func Run(ctx context.Context, o Options) (_ Report, err error) {
 		Date:     time.Now(),
 		Command:  o.Command,
 		Machine:  append(machine(), "load average "+loadBefore+" before, "+loadAverage()+" after (with the load benchmark's kernels)"),
-		Versions: versions(ctx, o.Bin),
+		Stack:    o.Stack,
+		Versions: versions(ctx, o.Bin, o.Stack),
 		Settings: fmt.Sprintf("%d spawn rounds after a warm-up; %d interleaved rounds of wrk -t%d -c%d -d%s, %d kernel round trips, %s probing under %d spinning kernels; readiness polled every %s",
 			o.SpawnRounds, o.Rounds, o.Wrk.Threads, o.Wrk.Connections, o.Wrk.Duration, o.RoundTrips, o.LoadDuration, o.Kernels, o.Poll),
 		Rows:  b.r.rows(),
@@ -280,14 +285,14 @@ func (b *run) apis() [sides]jupyterAPI {
 }
 
 // httpEndpoints are the paths wrk loads: a cheap authenticated API call
-// and a small static file of notebook 6.
-var httpEndpoints = []string{"api/status", "static/base/images/favicon.ico"}
+// and a small static file of the stack's Jupyter.
+func httpEndpoints(s Stack) []string { return []string{"api/status", s.StaticFile} }
 
 func (b *run) httpBench(ctx context.Context) error {
 	apis := b.apis()
 	for round := 0; round < b.o.Rounds; round++ {
 		for _, side := range order(round) {
-			for _, ep := range httpEndpoints {
+			for _, ep := range b.r.endpoints {
 				res, err := runWrk(ctx, b.o.Wrk, apis[side].base+ep, headerLines(apis[side].header))
 				if err != nil {
 					return err
@@ -436,7 +441,7 @@ func (r *results) rows() []Row {
 		rows = append(rows, durRow("stop", "`spinbook down` / SIGTERM until exit / DELETE until gone, median", stopMed))
 		rows = append(rows, durRow("stop", "p99", stopP99))
 	}
-	for _, ep := range httpEndpoints {
+	for _, ep := range r.endpoints {
 		res := r.http[ep]
 		if res == nil {
 			continue

@@ -157,10 +157,49 @@ func TestReplaceSection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, ReplaceSection(tt.doc, "## Ours", section)); diff != "" {
+			if diff := cmp.Diff(tt.want, ReplaceSection(tt.doc, "## Ours", section, DebianStack())); diff != "" {
 				t.Errorf("ReplaceSection (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// Each stack has a section of its own: writing the current stack's table
+// leaves the Debian one as it was, and the other way round.
+func TestReplaceSectionPerStack(t *testing.T) {
+	debian, current := DebianStack(), CurrentStack("/venv", "/chp")
+	section := func(s Stack, body string) string {
+		begin, end := s.Markers()
+		return begin + "\n" + body + "\n" + end + "\n"
+	}
+	doc := "# B\n\n## Debian\n\n" + section(debian, "old debian") + "\n## Model store\n\ntheirs\n"
+
+	doc = ReplaceSection(doc, "## Current", section(current, "first current"), current)
+	want := "# B\n\n## Debian\n\n" + section(debian, "old debian") + "\n## Model store\n\ntheirs\n\n## Current\n\n" + section(current, "first current")
+	if diff := cmp.Diff(want, doc); diff != "" {
+		t.Fatalf("current appended (-want +got):\n%s", diff)
+	}
+	doc = ReplaceSection(doc, "## Current", section(current, "second current"), current)
+	doc = ReplaceSection(doc, "## Debian", section(debian, "new debian"), debian)
+	want = "# B\n\n## Debian\n\n" + section(debian, "new debian") + "\n## Model store\n\ntheirs\n\n## Current\n\n" + section(current, "second current")
+	if diff := cmp.Diff(want, doc); diff != "" {
+		t.Errorf("both replaced in place (-want +got):\n%s", diff)
+	}
+}
+
+// The current stack runs the venv's JupyterLab on every side, and CHP 5.
+func TestCurrentStackRunsOneJupyterEverywhere(t *testing.T) {
+	s := CurrentStack("/v", "/c")
+	want := Stack{
+		Name: "current", Jupyter: []string{"/v/bin/jupyter-lab"}, App: "ServerApp",
+		Hub: "/v/bin/jupyterhub", Proxy: "/c/node_modules/.bin/configurable-http-proxy",
+		SingleUser: "/v/bin/jupyterhub-singleuser", StaticFile: "static/favicon.ico",
+	}
+	if diff := cmp.Diff(want, s); diff != "" {
+		t.Errorf("CurrentStack (-want +got):\n%s", diff)
+	}
+	if _, err := StackByName("newest", "."); err == nil || !strings.Contains(err.Error(), "valid: debian, current") {
+		t.Errorf("StackByName(newest) = %v, want an error listing the stacks", err)
 	}
 }
 

@@ -16,11 +16,12 @@ import (
 	"github.com/spinbook/spinbook/internal/proc"
 )
 
-// hub is the peer: Debian's JupyterHub 3.0 with configurable-http-proxy,
+// hub is the peer: the stack's JupyterHub with its configurable-http-proxy,
 // DummyAuthenticator and SimpleLocalProcessSpawner, everything (sqlite
 // db, cookie secret, homes) in its own temp dir. The single-user servers
-// run the same notebook 6 as the other sides.
+// run the same Jupyter as the other sides.
 type hub struct {
+	stack                       Stack
 	dir                         string
 	proxyPort, hubPort, apiPort int
 	serviceToken, userToken     string
@@ -37,13 +38,13 @@ c.JupyterHub.port = {{proxy}}
 c.JupyterHub.hub_ip = '127.0.0.1'
 c.JupyterHub.hub_port = {{hub}}
 c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{{api}}'
-c.ConfigurableHTTPProxy.command = ['/usr/bin/configurable-http-proxy']
+c.ConfigurableHTTPProxy.command = ['{{chp}}']
 c.JupyterHub.authenticator_class = 'jupyterhub.auth.DummyAuthenticator'
 c.JupyterHub.spawner_class = 'jupyterhub.spawner.SimpleLocalProcessSpawner'
 c.SimpleLocalProcessSpawner.home_dir_template = '{{dir}}/home/{username}'
-c.Spawner.cmd = ['/usr/bin/jupyterhub-singleuser']
+c.Spawner.cmd = ['{{singleuser}}']
 c.Spawner.args = ['--allow-root']
-c.Spawner.environment = {'JUPYTERHUB_SINGLEUSER_APP': 'notebook.notebookapp.NotebookApp'}
+c.Spawner.environment = {{environment}}
 c.JupyterHub.db_url = 'sqlite:///{{dir}}/jupyterhub.sqlite'
 c.JupyterHub.cookie_secret_file = '{{dir}}/cookie_secret'
 c.JupyterHub.pid_file = '{{dir}}/jupyterhub.pid'
@@ -53,9 +54,9 @@ c.JupyterHub.load_roles = [{'name': 'spinbench', 'services': ['spinbench'],
     'scopes': ['admin:users', 'admin:servers', 'tokens', 'access:servers', 'read:users']}]
 `
 
-func newHub(dir string, basePort int, poll time.Duration) *hub {
+func newHub(stack Stack, dir string, basePort int, poll time.Duration) *hub {
 	return &hub{
-		dir: dir, proxyPort: basePort, hubPort: basePort + 1, apiPort: basePort + 2,
+		stack: stack, dir: dir, proxyPort: basePort, hubPort: basePort + 1, apiPort: basePort + 2,
 		serviceToken: randomHex(24), user: "bench", poll: poll,
 		client: newClient(true, 2*time.Minute),
 	}
@@ -67,7 +68,8 @@ func (h *hub) url() string { return "http://127.0.0.1:" + strconv.Itoa(h.proxyPo
 // and makes a token for the user.
 func (h *hub) start(ctx context.Context) (time.Duration, error) {
 	cfg := strings.NewReplacer("{{proxy}}", strconv.Itoa(h.proxyPort), "{{hub}}", strconv.Itoa(h.hubPort),
-		"{{api}}", strconv.Itoa(h.apiPort), "{{dir}}", h.dir, "{{user}}", h.user, "{{token}}", h.serviceToken).Replace(hubConfig)
+		"{{api}}", strconv.Itoa(h.apiPort), "{{dir}}", h.dir, "{{user}}", h.user, "{{token}}", h.serviceToken,
+		"{{chp}}", h.stack.Proxy, "{{singleuser}}", h.stack.SingleUser, "{{environment}}", singleUserEnv(h.stack)).Replace(hubConfig)
 	config := filepath.Join(h.dir, "jupyterhub_config.py")
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		return 0, err
@@ -78,11 +80,10 @@ func (h *hub) start(ctx context.Context) (time.Duration, error) {
 	}
 	defer logf.Close()
 	t0 := time.Now()
-	cmd := exec.Command("/usr/bin/jupyterhub", "-f", config)
+	cmd := exec.Command(h.stack.Hub, "-f", config)
 	cmd.Dir = h.dir
 	// Debian's CHP needs Debian's node modules whatever node is on PATH.
-	cmd.Env = append(os.Environ(), "CONFIGPROXY_AUTH_TOKEN="+randomHex(24), "NODE_PATH=/usr/share/nodejs",
-		"PATH=/usr/bin:/bin:"+os.Getenv("PATH"))
+	cmd.Env = append(append(os.Environ(), "CONFIGPROXY_AUTH_TOKEN="+randomHex(24)), h.stack.ProxyEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
@@ -215,4 +216,12 @@ func (h *hub) stop() {
 		}
 	}
 	h.cmd = nil
+}
+
+// singleUserEnv is Spawner.environment for the stack, as a Python dict.
+func singleUserEnv(s Stack) string {
+	if s.SingleUserApp == "" {
+		return "{}"
+	}
+	return "{'JUPYTERHUB_SINGLEUSER_APP': '" + s.SingleUserApp + "'}"
 }

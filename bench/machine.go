@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -51,12 +52,12 @@ func parseLoad(s string) float64 {
 }
 
 // versions names what was measured.
-func versions(ctx context.Context, spinbookBin string) []string {
+func versions(ctx context.Context, spinbookBin string, stack Stack) []string {
 	first := func(name string, args ...string) string {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = append(os.Environ(), "NODE_PATH=/usr/share/nodejs")
+		cmd.Env = append(os.Environ(), stack.ProxyEnv...)
 		out, err := cmd.CombinedOutput() // wrk -v exits 1 after printing its version
 		if err != nil && len(out) == 0 {
 			return "?"
@@ -70,9 +71,9 @@ func versions(ctx context.Context, spinbookBin string) []string {
 	}
 	return []string{
 		"spinbook " + commit + " (" + first(spinbookBin, "version") + ")",
-		"Jupyter notebook " + first(jupyterNotebook, "--version"),
-		"JupyterHub " + first("/usr/bin/jupyterhub", "--version"),
-		"configurable-http-proxy " + first("/usr/bin/configurable-http-proxy", "--version"),
+		"Jupyter (" + stack.Name + ") " + filepath.Base(stack.Jupyter[0]) + " " + first(stack.Jupyter[0], "--version"),
+		"JupyterHub " + first(stack.Hub, "--version"),
+		"configurable-http-proxy " + first(stack.Proxy, "--version"),
 		"node " + first("node", "--version"),
 		first("wrk", "-v"),
 		runtime.Version(),

@@ -31,7 +31,7 @@ type spinbook struct {
 	agentPID       int
 }
 
-func newSpinbook(ctx context.Context, bin, dir string, ports string, poll time.Duration) (*spinbook, error) {
+func newSpinbook(ctx context.Context, stack Stack, bin, dir string, ports string, poll time.Duration) (*spinbook, error) {
 	s := &spinbook{bin: bin, dir: dir, user: "bench", password: randomHex(16), poll: poll}
 	cmd := exec.CommandContext(ctx, bin, "password")
 	cmd.Stdin = strings.NewReader(s.password + "\n")
@@ -40,8 +40,9 @@ func newSpinbook(ctx context.Context, bin, dir string, ports string, poll time.D
 		return nil, fmt.Errorf("spinbook password: %w", err)
 	}
 	hash := strings.TrimSpace(string(out))
-	cfg := fmt.Sprintf("access:\n  password_hash: %q\njupyter:\n  command: [/usr/bin/jupyter-notebook]\nlocal:\n  state_dir: %s\n  ports: %s\n",
-		hash, filepath.Join(dir, "state"), ports)
+	command, _ := json.Marshal(stack.Jupyter) // a JSON list is a YAML flow sequence
+	cfg := fmt.Sprintf("access:\n  password_hash: %q\njupyter:\n  command: %s\nlocal:\n  state_dir: %s\n  ports: %s\n",
+		hash, command, filepath.Join(dir, "state"), ports)
 	config := filepath.Join(dir, "spinbook.yaml")
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ type Row struct {
 
 // Report is the generated section.
 type Report struct {
+	Stack    Stack // what was measured; its markers delimit the section
 	Date     time.Time
 	Command  string
 	Machine  []string // "key: value" lines
@@ -40,7 +41,8 @@ type Report struct {
 // Render returns the report as markdown, markers included.
 func (r Report) Render() string {
 	var b strings.Builder
-	b.WriteString(BeginMarker + "\n\n")
+	begin, end := r.Stack.Markers()
+	b.WriteString(begin + "\n\n")
 	fmt.Fprintf(&b, "Run %s with:\n\n```sh\n%s\n```\n\n", r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Command)
 	b.WriteString("Machine: " + strings.Join(r.Machine, "; ") + ".\n\n")
 	b.WriteString("Versions: " + strings.Join(r.Versions, "; ") + ".\n\n")
@@ -54,7 +56,7 @@ func (r Report) Render() string {
 			b.WriteString("- " + n + "\n")
 		}
 	}
-	b.WriteString("\n" + EndMarker + "\n")
+	b.WriteString("\n" + end + "\n")
 	return b.String()
 }
 
@@ -76,14 +78,15 @@ func RenderTable(rows []Row) string {
 	return b.String()
 }
 
-// ReplaceSection puts section (which carries its own markers) in place of
-// the marked section of doc; a doc without one gets it appended under
-// heading.
-func ReplaceSection(doc, heading, section string) string {
-	i := strings.Index(doc, BeginMarker)
-	j := strings.Index(doc, EndMarker)
+// ReplaceSection puts section (which carries stack's markers) in place of
+// the section of doc between those markers; a doc without one gets it
+// appended under heading.
+func ReplaceSection(doc, heading, section string, stack Stack) string {
+	begin, endMarker := stack.Markers()
+	i := strings.Index(doc, begin)
+	j := strings.Index(doc, endMarker)
 	if i >= 0 && j > i {
-		end := j + len(EndMarker)
+		end := j + len(endMarker)
 		if end < len(doc) && doc[end] == '\n' {
 			end++
 		}

@@ -16,7 +16,11 @@ import (
 	"github.com/spinbook/spinbook/bench"
 )
 
-const heading = "## spinbook against JupyterHub + configurable-http-proxy"
+// headings name each stack's section of the doc.
+var headings = map[string]string{
+	"debian":  "## spinbook against JupyterHub + configurable-http-proxy",
+	"current": "## spinbook against JupyterHub 6 + configurable-http-proxy 5, on JupyterLab 4",
+}
 
 func main() {
 	quick := flag.Bool("quick", false, "a short run to check the harness (about a minute); not written to -doc")
@@ -33,6 +37,7 @@ func main() {
 	loadDur := flag.Duration("load-duration", 0, fmt.Sprintf("probing per load round (default %s, quick %s)", o.LoadDuration, q.LoadDuration))
 	kernels := flag.Int("kernels", o.Kernels, "spinning kernels in the load benchmark")
 	command := flag.String("command", "", "how this run was invoked, for the report (bench/run sets it)")
+	stackName := flag.String("stack", "debian", "the Jupyter every side runs and the peer: debian (Debian 12's notebook 6, JupyterHub 3, CHP 4) or current (scripts/jupyter/lock.txt's JupyterLab 4 and JupyterHub 6, CHP 5 from bench/chp)")
 	flag.Parse()
 
 	if *quick {
@@ -60,6 +65,12 @@ func main() {
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}
+	stack, err := bench.StackByName(*stackName, ".")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(2)
+	}
+	o.Stack = stack
 	o.Command = *command
 	if o.Command == "" {
 		o.Command = strings.Join(os.Args, " ")
@@ -85,7 +96,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
 	}
-	if err := os.WriteFile(*doc, []byte(bench.ReplaceSection(string(old), heading, section)), 0o644); err != nil {
+	if err := os.WriteFile(*doc, []byte(bench.ReplaceSection(string(old), headings[stack.Name], section, stack)), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
 	}
