@@ -28,38 +28,6 @@ const busyPorts = "21400-21599"
 // it and speaks JSON.
 const kernelWSProtocol = "v1.kernel.websocket.jupyter.org"
 
-// A jupyterUnderTest is one Jupyter the tests that must hold on every
-// Jupyter run on.
-type jupyterUnderTest struct {
-	name    string
-	command string // jupyter.command; "" for the agent's own choice from PATH
-}
-
-// jupytersUnderTest lists the Jupyters to run on: the one the agent
-// finds on PATH (in CI Debian's notebook 6), then each executable named
-// in SPINBOOK_TEST_JUPYTER, a ':'-separated list such as a venv's
-// jupyter-lab for JupyterLab 4 on jupyter_server 2:
-//
-//	SPINBOOK_TEST_JUPYTER=/opt/jlab4/bin/jupyter-lab go test ./e2e -run TestBusyKernelUnderLoad
-//
-// A named executable that does not exist fails the test: CI that names
-// one must have it.
-func jupytersUnderTest(t *testing.T) []jupyterUnderTest {
-	t.Helper()
-	out := []jupyterUnderTest{{name: "PATH"}}
-	for _, c := range filepath.SplitList(os.Getenv("SPINBOOK_TEST_JUPYTER")) {
-		if c == "" {
-			continue
-		}
-		path, err := exec.LookPath(c)
-		if err != nil {
-			t.Fatalf("SPINBOOK_TEST_JUPYTER names %s: %v", c, err)
-		}
-		out = append(out, jupyterUnderTest{name: "env-" + filepath.Base(path), command: path})
-	}
-	return out
-}
-
 // loadCPUs keeps every core busy at normal priority, as other work on the
 // machine would, for the rest of the test and at most limit: one busy
 // loop per core and one more. Jupyter and its kernels run at nice 10.
@@ -93,7 +61,7 @@ func TestBusyKernelUnderLoad(t *testing.T) {
 	// then: three servers of each Jupyter, side by side, make the old
 	// fault show in most runs.
 	const servers = 3
-	jupyters := jupytersUnderTest(t)
+	jupyters := jupyterFlavours(t)
 	loadCPUs(t, 5*time.Minute)
 	for i, j := range jupyters {
 		for n := range servers {
@@ -106,11 +74,9 @@ func TestBusyKernelUnderLoad(t *testing.T) {
 }
 
 // runBusyKernel is one server of TestBusyKernelUnderLoad.
-func runBusyKernel(t *testing.T, j jupyterUnderTest, user string, stopAfter, sleep time.Duration) {
+func runBusyKernel(t *testing.T, j flavour, user string, stopAfter, sleep time.Duration) {
 	cfg := fmt.Sprintf("idle: {stop_after: %s, warn_before: 3s}\n", stopAfter)
-	if j.command != "" {
-		cfg += fmt.Sprintf("jupyter:\n  command: [%q]\n", j.command)
-	}
+	cfg += j.config
 	w := newWorldPorts(t, cfg, busyPorts)
 	s := w.up(user)
 	b := loggedIn(t, s)
@@ -154,14 +120,12 @@ func runBusyKernel(t *testing.T, j jupyterUnderTest, user string, stopAfter, sle
 func TestBusyKernelJupyterNotAnswering(t *testing.T) {
 	needJupyter(t)
 	const stopAfter = 8 * time.Second
-	for i, j := range jupytersUnderTest(t) {
+	for i, j := range jupyterFlavours(t) {
 		t.Run(j.name, func(t *testing.T) {
 			t.Parallel()
 			user := "frozen" + strconv.Itoa(i)
 			cfg := fmt.Sprintf("idle: {stop_after: %s, warn_before: 3s}\n", stopAfter)
-			if j.command != "" {
-				cfg += fmt.Sprintf("jupyter:\n  command: [%q]\n", j.command)
-			}
+			cfg += j.config
 			w := newWorldPorts(t, cfg, busyPorts)
 			s := w.up(user)
 			b := loggedIn(t, s)
