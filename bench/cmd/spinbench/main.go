@@ -19,7 +19,7 @@ import (
 // headings name each stack's section of the doc.
 var headings = map[string]string{
 	"debian":  "## spinbook against JupyterHub + configurable-http-proxy",
-	"current": "## spinbook against JupyterHub 6 + configurable-http-proxy 5, on JupyterLab 4",
+	"current": "## On today's Jupyter: JupyterLab 4 against JupyterHub 6 + CHP 5",
 }
 
 func main() {
