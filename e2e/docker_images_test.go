@@ -36,42 +36,7 @@ func TestDockerOnBothImages(t *testing.T) {
 			w.env = append(w.env, "SPINBOOK_E2E_DW_IMAGE=canary-"+newID())
 			g := dockerGitRemote(t, w, cli)
 
-			s := w.up(user)
-			run := kernelSession(t, s)
-			if got := strings.TrimSpace(run("import os; print(os.getuid(), os.getcwd())")); got != "1000 /home/jovyan/work" {
-				t.Errorf("kernel uid and cwd = %q, want 1000 /home/jovyan/work", got)
-			}
-			if got := strings.TrimSpace(run("print(open('/home/jovyan/work/a.txt').read())")); got != strings.TrimSpace(gitSeed["a.txt"]) {
-				t.Errorf("a.txt in the workspace reads %q, want the repo's", got)
-			}
-			pg := strings.TrimSpace(run(`import os, stat
-p = os.environ.get("PGPASSFILE", "")
-st = os.stat(p)
-print(os.environ.get("PGHOST"), os.environ.get("PGUSER"), "PGPASSWORD" in os.environ, oct(stat.S_IMODE(st.st_mode)), st.st_uid)`))
-			if pg != "dw.example.invalid nb False 0o600 1000" {
-				t.Errorf("warehouse in the kernel = %q, want PGHOST, PGUSER, no PGPASSWORD, a 0600 .pgpass of uid 1000", pg)
-			}
-			run("open('/home/jovyan/work/from-" + flavour + ".txt', 'w').write('made on " + flavour + "\\n')")
-
-			b := newBrowser(t, s.URL, "")
-			if resp := b.login(t, s.Password); resp.StatusCode != http.StatusSeeOther {
-				t.Fatalf("login = %s", resp.Status)
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-			defer cancel()
-			term := dialTerminal(ctx, t, b, startTerminal(t, b))
-			out := terminalRun(ctx, t, term, `cd ~/work && git status --porcelain && echo done-$((6*7))`, "done-42")
-			term.Close(websocket.StatusNormalClosure, "")
-			if !strings.Contains(out, "?? from-"+flavour+".txt") {
-				t.Errorf("git status in a terminal does not show the kernel's file:\n%s", out)
-			}
-
-			if r := w.run("down", "--user", user); r.code != 0 {
-				t.Fatalf("down: %s", r)
-			}
-			if got := g.Tree(t, "main")["from-"+flavour+".txt"]; got != "made on "+flavour+"\n" {
-				t.Errorf("remote main after down holds from-%s.txt = %q, want the kernel's file", flavour, got)
-			}
+			onImage(t, w, g, user, flavour)
 		})
 	}
 }
@@ -109,4 +74,49 @@ func dockerGitRemote(t *testing.T, w *world, cli *client.Client) *gittest.Server
 	fmt.Fprintf(f, "repo:\n  url: http://%s/team.git\n  branch: main\n", ln.Addr())
 	f.Close()
 	return g
+}
+
+// onImage checks what spinbook does to an image, on a server of user
+// brought up in w with the team repo g: kernels run as uid 1000 in
+// ~/work holding the repo, with the warehouse's PG* variables and a 0600
+// .pgpass; a terminal's git status sees a kernel's new file, and down
+// pushes it.
+func onImage(t *testing.T, w *world, g *gittest.Server, user, name string) {
+	t.Helper()
+	s := w.up(user)
+	run := kernelSession(t, s)
+	if got := strings.TrimSpace(run("import os; print(os.getuid(), os.getcwd())")); got != "1000 /home/jovyan/work" {
+		t.Errorf("kernel uid and cwd = %q, want 1000 /home/jovyan/work", got)
+	}
+	if got := strings.TrimSpace(run("print(open('/home/jovyan/work/a.txt').read())")); got != strings.TrimSpace(gitSeed["a.txt"]) {
+		t.Errorf("a.txt in the workspace reads %q, want the repo's", got)
+	}
+	pg := strings.TrimSpace(run(`import os, stat
+p = os.environ.get("PGPASSFILE", "")
+st = os.stat(p)
+print(os.environ.get("PGHOST"), os.environ.get("PGUSER"), "PGPASSWORD" in os.environ, oct(stat.S_IMODE(st.st_mode)), st.st_uid)`))
+	if pg != "dw.example.invalid nb False 0o600 1000" {
+		t.Errorf("warehouse in the kernel = %q, want PGHOST, PGUSER, no PGPASSWORD, a 0600 .pgpass of uid 1000", pg)
+	}
+	run("open('/home/jovyan/work/from-" + name + ".txt', 'w').write('made on " + name + "\\n')")
+
+	b := newBrowser(t, s.URL, "")
+	if resp := b.login(t, s.Password); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login = %s", resp.Status)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	term := dialTerminal(ctx, t, b, startTerminal(t, b))
+	out := terminalRun(ctx, t, term, `cd ~/work && git status --porcelain && echo done-$((6*7))`, "done-42")
+	term.Close(websocket.StatusNormalClosure, "")
+	if !strings.Contains(out, "?? from-"+name+".txt") {
+		t.Errorf("git status in a terminal does not show the kernel's file:\n%s", out)
+	}
+
+	if r := w.run("down", "--user", user); r.code != 0 {
+		t.Fatalf("down: %s", r)
+	}
+	if got := g.Tree(t, "main")["from-"+name+".txt"]; got != "made on "+name+"\n" {
+		t.Errorf("remote main after down holds from-%s.txt = %q, want the kernel's file", name, got)
+	}
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,9 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/spinbook/spinbook/internal/backend/kubernetes/k8stest"
 	"github.com/spinbook/spinbook/internal/gitwork/gittest"
@@ -41,42 +37,7 @@ func TestKubernetesOnBothImages(t *testing.T) {
 			w.env = append(w.env, "SPINBOOK_E2E_DW_IMAGE=canary-"+newID())
 			g := k8sGitRemote(t, w, cl)
 
-			s := w.up(user)
-			run := kernelSession(t, s)
-			if got := strings.TrimSpace(run("import os; print(os.getuid(), os.getcwd())")); got != "1000 /home/jovyan/work" {
-				t.Errorf("kernel uid and cwd = %q, want 1000 /home/jovyan/work", got)
-			}
-			if got := strings.TrimSpace(run("print(open('/home/jovyan/work/a.txt').read())")); got != strings.TrimSpace(gitSeed["a.txt"]) {
-				t.Errorf("a.txt in the workspace reads %q, want the repo's", got)
-			}
-			pg := strings.TrimSpace(run(`import os, stat
-p = os.environ.get("PGPASSFILE", "")
-st = os.stat(p)
-print(os.environ.get("PGHOST"), os.environ.get("PGUSER"), "PGPASSWORD" in os.environ, oct(stat.S_IMODE(st.st_mode)), st.st_uid)`))
-			if pg != "dw.example.invalid nb False 0o600 1000" {
-				t.Errorf("warehouse in the kernel = %q, want PGHOST, PGUSER, no PGPASSWORD, a 0600 .pgpass of uid 1000", pg)
-			}
-			run("open('/home/jovyan/work/from-" + f.name + ".txt', 'w').write('made on " + f.name + "\\n')")
-
-			b := newBrowser(t, s.URL, "")
-			if resp := b.login(t, s.Password); resp.StatusCode != http.StatusSeeOther {
-				t.Fatalf("login = %s", resp.Status)
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-			defer cancel()
-			term := dialTerminal(ctx, t, b, startTerminal(t, b))
-			out := terminalRun(ctx, t, term, `cd ~/work && git status --porcelain && echo done-$((6*7))`, "done-42")
-			term.Close(websocket.StatusNormalClosure, "")
-			if !strings.Contains(out, "?? from-"+f.name+".txt") {
-				t.Errorf("git status in a terminal does not show the kernel's file:\n%s", out)
-			}
-
-			if r := w.run("down", "--user", user); r.code != 0 {
-				t.Fatalf("down: %s", r)
-			}
-			if got := g.Tree(t, "main")["from-"+f.name+".txt"]; got != "made on "+f.name+"\n" {
-				t.Errorf("remote main after down holds from-%s.txt = %q, want the kernel's file", f.name, got)
-			}
+			onImage(t, w, g, user, f.name)
 		})
 	}
 }
