@@ -32,19 +32,26 @@ const helloNotebook = `{
 `
 
 // needBrowser skips, naming the install command, when chromium, node or
-// the e2e/browser package are missing (CI installs them, so CI never
-// skips).
+// the e2e/browser package are missing; in CI (CI set), which installs
+// them, it fails instead.
 func needBrowser(t *testing.T) {
 	t.Helper()
 	const install = "scripts/setup --for-tests (apt chromium nodejs npm; npm ci in e2e/browser)"
+	missing := func(what string) {
+		t.Helper()
+		if os.Getenv("CI") != "" {
+			t.Fatal(what + ": " + install)
+		}
+		t.Skip(what + ": " + install)
+	}
 	if _, err := os.Stat(chromiumPath()); err != nil {
-		t.Skip("no chromium: " + install)
+		missing("no chromium")
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("no node: " + install)
+		missing("no node")
 	}
 	if _, err := os.Stat("browser/node_modules/playwright-core/package.json"); err != nil {
-		t.Skip("no playwright-core in e2e/browser/node_modules: " + install)
+		missing("no playwright-core in e2e/browser/node_modules")
 	}
 }
 
