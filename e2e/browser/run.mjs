@@ -189,35 +189,24 @@ async function jupyterServer2(page, context, mode) {
 
   // 1. Open the workspace's notebook (from the team repo) and run its cell.
   const nbPath = mode === 'lab4' ? `lab/tree/${env.SPINBOOK_NOTEBOOK}` : `notebooks/${env.SPINBOOK_NOTEBOOK}`;
+  const kernelSocket = page.waitForEvent('websocket', {
+    predicate: (ws) => /\/api\/kernels\/[^/]+\/channels/.test(ws.url()),
+    timeout: 120_000,
+  });
   await page.goto(new URL(nbPath, base).href);
   const panel = page.locator('.jp-NotebookPanel:visible');
   const cell = panel.locator('.jp-CodeCell').first();
   await cell.locator('.cm-content').waitFor();
   step(`notebook open: ${new URL(page.url()).pathname}`);
-  // The toolbar says "idle" before the page's kernel connection is up, and
-  // a cell run before that does nothing: wait until Jupyter counts the
-  // page's connection to an idle kernel.
-  await page.waitForFunction(async () => {
-    const resp = await fetch('/api/kernels', { cache: 'no-store' });
-    const kernels = resp.ok ? await resp.json() : [];
-    return kernels.some((k) => k.connections > 0 && k.execution_state === 'idle');
-  }, null, { polling: 500, timeout: 120_000 });
-  step('kernel idle, the page connected');
-  // A run the page sends before its kernel connection is fully up does
-  // nothing at all (the prompt stays "[ ]:", no error): then run it again,
-  // once, as a person would.
-  const prompt = cell.locator('.jp-InputPrompt');
-  for (let attempt = 1; ; attempt++) {
-    await cell.locator('.cm-content').click();
-    await page.keyboard.press('Shift+Enter');
-    try {
-      await prompt.filter({ hasText: /\[(\*|\d+)\]/ }).waitFor({ timeout: 15_000 });
-      break;
-    } catch (err) {
-      if (attempt === 2) throw err;
-      step('the first run did nothing (prompt still "[ ]:"); running the cell again');
-    }
-  }
+  // The toolbar says "idle", and /api/kernels counts a connection, before
+  // the page has a connection to the kernel of its own; a cell run before
+  // then does nothing at all (the prompt stays "[ ]:", no error). Wait for
+  // the page's kernel websocket to carry a message.
+  const socket = await kernelSocket;
+  await socket.waitForEvent('framereceived', { timeout: 120_000 });
+  step('kernel connected');
+  await cell.locator('.cm-content').click();
+  await page.keyboard.press('Shift+Enter');
   const output = cell.locator('.jp-OutputArea-output');
   await output.filter({ hasText: '42' }).waitFor();
   const text = (await output.innerText()).trim();
