@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,19 +32,26 @@ const helloNotebook = `{
 `
 
 // needBrowser skips, naming the install command, when chromium, node or
-// the e2e/browser package are missing (CI installs them, so CI never
-// skips).
+// the e2e/browser package are missing; in CI (CI set), which installs
+// them, it fails instead.
 func needBrowser(t *testing.T) {
 	t.Helper()
 	const install = "scripts/setup --for-tests (apt chromium nodejs npm; npm ci in e2e/browser)"
+	missing := func(what string) {
+		t.Helper()
+		if os.Getenv("CI") != "" {
+			t.Fatal(what + ": " + install)
+		}
+		t.Skip(what + ": " + install)
+	}
 	if _, err := os.Stat(chromiumPath()); err != nil {
-		t.Skip("no chromium: " + install)
+		missing("no chromium")
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("no node: " + install)
+		missing("no node")
 	}
 	if _, err := os.Stat("browser/node_modules/playwright-core/package.json"); err != nil {
-		t.Skip("no playwright-core in e2e/browser/node_modules: " + install)
+		missing("no playwright-core in e2e/browser/node_modules")
 	}
 }
 
@@ -58,6 +67,13 @@ func chromiumPath() string {
 // output; the test fails if the script does.
 func runBrowser(t *testing.T, url, password string, extra ...string) string {
 	t.Helper()
+	return runBrowserAnswering(t, url, password, nil, extra...)
+}
+
+// runBrowserAnswering is runBrowser for a script that asks: each line it
+// prints goes to answer, and a non-empty reply is written to its stdin.
+func runBrowserAnswering(t *testing.T, url, password string, answer func(line string) string, extra ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "browser/run.mjs")
@@ -69,13 +85,40 @@ func runBrowser(t *testing.T, url, password string, extra ...string) string {
 		"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1",
 	)
 	cmd.Env = append(cmd.Env, extra...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node browser/run.mjs: %v\n%s", err, out.String())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("%s", out.String())
-	return out.String()
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("node browser/run.mjs: %v", err)
+	}
+	var lines strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		lines.WriteString(sc.Text() + "\n")
+		if answer == nil {
+			continue
+		}
+		if reply := answer(sc.Text()); reply != "" {
+			if _, err := io.WriteString(stdin, reply+"\n"); err != nil {
+				t.Errorf("answering the browser: %v", err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	all := lines.String() + out.String()
+	if err != nil {
+		t.Fatalf("node browser/run.mjs: %v\n%s", err, all)
+	}
+	t.Logf("%s", all)
+	return all
 }
 
 // TestBrowser is a person in Chromium: open the URL, see the login page,

@@ -49,7 +49,8 @@ var pollingPrefixes = []string{
 type bannerKey struct{}
 
 // withBanner returns r carrying the banner for its page, when r asks for
-// a page and there is a banner to show.
+// a page and there is a banner to show; r then asks Jupyter for the whole
+// page, not whether the browser's cached copy is still fresh.
 func (g *Gateway) withBanner(r *http.Request) *http.Request {
 	if g.banner == nil || !isNavigation(r) {
 		return r
@@ -58,6 +59,10 @@ func (g *Gateway) withBanner(r *http.Request) *http.Request {
 	if text == "" {
 		return r
 	}
+	// A reload revalidates the page cached before the warning, and
+	// Jupyter's 304 would leave the browser on it, without the banner.
+	r.Header.Del("If-None-Match")
+	r.Header.Del("If-Modified-Since")
 	return r.WithContext(context.WithValue(r.Context(), bannerKey{}, text))
 }
 
@@ -70,6 +75,14 @@ func isNavigation(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && !isUpgrade(r) &&
 		strings.Contains(r.Header.Get("Accept"), "text/html")
 }
+
+// bannerHide is the banner's button that takes it off the page: fixed at
+// the top, the banner covers JupyterLab's and Notebook 7's menu bar (File,
+// Save, Log Out) and document tabs. It hides the banner only until the
+// next page load; the warning stands. (Jupyter's Content-Security-Policy,
+// frame-ancestors only, allows the inline handler.)
+const bannerHide = `<button type="button" onclick="this.parentNode.remove()" ` +
+	`style="margin-left:12px;font:inherit;color:#b45309;background:#fff;border:0;border-radius:3px;padding:0 8px;cursor:pointer">Hide</button>`
 
 // injectBanner puts text in a fixed banner at the top of resp, when it is
 // an uncompressed HTML page of at most maxBannerPage bytes; any other
@@ -98,7 +111,7 @@ func injectBanner(resp *http.Response, text string) error {
 	resp.Body.Close()
 	banner := `<div id="spinbook-banner" role="alert" style="position:fixed;top:0;left:0;right:0;z-index:2147483647;` +
 		`background:#b45309;color:#fff;font:14px/1.4 system-ui,sans-serif;padding:6px 12px;text-align:center">` +
-		html.EscapeString(text) + `</div>`
+		html.EscapeString(text) + ` ` + bannerHide + `</div>`
 	at := 0
 	if i := bytes.Index(bytes.ToLower(head), []byte("<body")); i >= 0 {
 		if j := bytes.IndexByte(head[i:], '>'); j >= 0 {

@@ -108,6 +108,10 @@ func TestBannerInHTMLPages(t *testing.T) {
 			w.Header().Set("Content-Type", "text/html; charset=UTF-8")
 			w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 			w.Header().Set("Etag", `"abc"`)
+			if r.Header.Get("If-None-Match") == `"abc"` { // as Tornado answers a reload
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
 			io.WriteString(w, page)
 		}
 	}))
@@ -119,9 +123,12 @@ func TestBannerInHTMLPages(t *testing.T) {
 		o.Banner = func() string { return text.Load().(string) }
 	})
 	cookie := e.login(t)
-	get := func(path string) (*http.Response, string) {
+	get := func(path string, header ...string) (*http.Response, string) {
 		r := httptest.NewRequest(http.MethodGet, path, nil)
 		r.Header.Set("Cookie", cookie)
+		for i := 0; i+1 < len(header); i += 2 {
+			r.Header.Set(header[i], header[i+1])
+		}
 		if path != "/gz" { // a fetch that takes a compressed page as it is
 			r.Header.Set("Accept", "text/html")
 		}
@@ -133,6 +140,9 @@ func TestBannerInHTMLPages(t *testing.T) {
 	if _, b := get("/tree"); b != page {
 		t.Errorf("with no warning the page changed: %q", b)
 	}
+	if resp, _ := get("/tree", "If-None-Match", `"abc"`); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("a reload with no warning = %s, want Jupyter's 304", resp.Status)
+	}
 	if ae := acceptEncoding.Load(); ae == "gzip, br" {
 		t.Errorf("a navigation reached Jupyter with the browser's Accept-Encoding %q; want it dropped (Go's transport then decompresses), so the page can take a banner", ae)
 	}
@@ -140,14 +150,22 @@ func TestBannerInHTMLPages(t *testing.T) {
 	text.Store(`This server stops at 10:00:00 UTC <soon> & saves`)
 	resp, b := get("/tree")
 	want := `<body class="notebook"><div id="spinbook-banner"`
-	if !strings.Contains(b, want) || !strings.Contains(b, "This server stops at 10:00:00 UTC &lt;soon&gt; &amp; saves</div>content") {
-		t.Errorf("page with a warning = %q, want the escaped banner right after <body>", b)
+	if !strings.Contains(b, want) || !strings.Contains(b, "This server stops at 10:00:00 UTC &lt;soon&gt; &amp; saves "+bannerHide+"</div>content") {
+		t.Errorf("page with a warning = %q, want the escaped banner right after <body>, with its Hide button", b)
+	}
+	if !strings.Contains(bannerHide, `onclick="this.parentNode.remove()"`) || !strings.Contains(bannerHide, ">Hide</button>") {
+		t.Errorf("the banner's button %q does not take the banner off the page", bannerHide)
 	}
 	if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(b)) {
 		t.Errorf("Content-Length %s, body %d bytes", cl, len(b))
 	}
 	if resp.Header.Get("Etag") != "" {
 		t.Error("the rewritten page keeps Jupyter's ETag")
+	}
+	// A reload revalidates the page the browser cached before the warning;
+	// Jupyter's 304 would keep that page, without the banner.
+	if resp, b := get("/tree", "If-None-Match", `"abc"`); resp.StatusCode != http.StatusOK || !strings.Contains(b, want) {
+		t.Errorf("a reload in the warning = %s %q, want 200 with the banner", resp.Status, b)
 	}
 
 	if _, b := get("/gz"); b != "not really brotli" {
