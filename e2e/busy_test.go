@@ -169,7 +169,7 @@ func TestBusyKernelJupyterNotAnswering(t *testing.T) {
 // the agent keeps in its state directory.
 func jupyterPID(t *testing.T, w *world, user string) int {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(w.stateDir, "servers", user, "jupyter.json"))
+	data, err := os.ReadFile(filepath.Join(w.stateDir, "servers", user, "agent", "jupyter.json"))
 	if err != nil {
 		t.Fatalf("jupyter.json: %v", err)
 	}

@@ -93,7 +93,9 @@ func (localFaults) workspace(t *testing.T, w *world, user string) string {
 	return filepath.Join(w.stateDir, "workspaces", user)
 }
 
-func (localFaults) fixOwner(*testing.T, string) {} // the test and the agent are the same OS user
+// fixOwner hands what the test (root) wrote back to the workspace's owner,
+// the server's own OS account (see README, "Several people on one machine").
+func (localFaults) fixOwner(t *testing.T, dir string) { handBack(t, dir) }
 
 func (localFaults) bundleDirs(t *testing.T, w *world, user string) []string {
 	return []string{filepath.Join(w.stateDir, "servers", user, "bundles")}
@@ -116,7 +118,7 @@ func (l localFaults) reboot(t *testing.T, w *world, user string) {
 	t.Helper()
 	pids := []int{l.agentPID(t, w, user)}
 	var j struct{ PID int }
-	if data, err := os.ReadFile(filepath.Join(w.stateDir, "servers", user, "jupyter.json")); err == nil && json.Unmarshal(data, &j) == nil && j.PID > 0 {
+	if data, err := os.ReadFile(filepath.Join(w.stateDir, "servers", user, "agent", "jupyter.json")); err == nil && json.Unmarshal(data, &j) == nil && j.PID > 0 {
 		pids = append(pids, j.PID)
 	} else {
 		t.Fatalf("no record of %s's Jupyter: %v", user, err)

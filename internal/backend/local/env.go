@@ -7,8 +7,10 @@ import (
 
 // passedEnv are the variables of the operator's environment every server
 // gets (LC_* too): what programs need to find each other and speak the
-// right language, nothing that grants access to anything.
-var passedEnv = []string{"PATH", "LANG", "LANGUAGE", "TZ", "TERM"}
+// right language, nothing that grants access to anything. SPINBOOK_CACHE
+// is where scripts/jupyter-venv keeps the Jupyter venv the agent falls
+// back to: the agent must look where `up` was told to.
+var passedEnv = []string{"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "SPINBOOK_CACHE"}
 
 // agentEnv is the environment a server's agent starts with, and so what
 // Jupyter and its kernels inherit: from environ (the operator's) only the

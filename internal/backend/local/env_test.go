@@ -9,7 +9,7 @@ import (
 
 func TestAgentEnv(t *testing.T) {
 	operator := []string{
-		"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TZ=UTC", "TERM=xterm",
+		"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TZ=UTC", "TERM=xterm", "SPINBOOK_CACHE=/srv/spinbook-cache",
 		"HOME=/root", "USER=root", "LOGNAME=root", "SHELL=/bin/zsh",
 		"AWS_SECRET_ACCESS_KEY=canary", "SSH_AUTH_SOCK=/tmp/ssh-x/agent.1", "GITHUB_TOKEN=canary",
 		"LD_PRELOAD=/tmp/evil.so", "VIRTUAL_ENV=/opt/venv", "SPINBOOK_CONFIG=/root/spinbook.yaml",
@@ -23,11 +23,11 @@ func TestAgentEnv(t *testing.T) {
 		want    []string
 	}{
 		{"allowlist only", operator, alice, nil, []string{
-			"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TZ=UTC", "TERM=xterm",
+			"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TZ=UTC", "TERM=xterm", "SPINBOOK_CACHE=/srv/spinbook-cache",
 			"HOME=/var/lib/spinbook/homes/alice", "USER=spinbook-alice", "LOGNAME=spinbook-alice", "SHELL=/bin/bash",
 		}},
 		{"what local.env names", operator, alice, []string{"VIRTUAL_ENV", "NOT_SET"}, []string{
-			"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TZ=UTC", "TERM=xterm", "VIRTUAL_ENV=/opt/venv",
+			"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TZ=UTC", "TERM=xterm", "SPINBOOK_CACHE=/srv/spinbook-cache", "VIRTUAL_ENV=/opt/venv",
 			"HOME=/var/lib/spinbook/homes/alice", "USER=spinbook-alice", "LOGNAME=spinbook-alice", "SHELL=/bin/bash",
 		}},
 		{"no PATH: a default one", []string{"AWS_SECRET_ACCESS_KEY=canary"}, alice, nil, []string{
