@@ -122,8 +122,21 @@ func Run(ctx context.Context, o Options) (_ Report, err error) {
 		}
 		os.RemoveAll(dir)
 	}()
+	// Run as root, spinbook serves each person as an OS account of their
+	// own, which must pass through to its state dir (README, "Several
+	// people on one machine"): others may pass, not list.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return Report{}, err
+	}
 	for _, sub := range []string{"spinbook", "jupyter", "hub"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
+		mode := os.FileMode(0o700)
+		if sub == "spinbook" {
+			mode = 0o711
+		}
+		if err := os.Mkdir(filepath.Join(dir, sub), mode); err != nil {
+			return Report{}, err
+		}
+		if err := os.Chmod(filepath.Join(dir, sub), mode); err != nil { // past the umask
 			return Report{}, err
 		}
 	}
