@@ -34,7 +34,7 @@ func TestDockerOnBothImages(t *testing.T) {
   password: ${env:SPINBOOK_E2E_DW_IMAGE}
 `, user)
 			w.env = append(w.env, "SPINBOOK_E2E_DW_IMAGE=canary-"+newID())
-			g := dockerGitRemote(t, w, cli)
+			g := dockerGitRemote(t, w, cli, nil)
 
 			onImage(t, w, g, user, flavour)
 		})
@@ -45,8 +45,10 @@ func TestDockerOnBothImages(t *testing.T) {
 // containers reach it (the network's gateway) and adds it to w's config.
 // The config refuses a token over http:// to anything but loopback, so the
 // server takes no token from the client: a proxy in front of it adds the
-// credentials. (Token handling is the git tests'.)
-func dockerGitRemote(t *testing.T, w *world, cli *client.Client) *gittest.Server {
+// credentials. (Token handling is the git tests'.) gate, when not nil, sees
+// each request first and may answer it itself (a remote that is down, or
+// slow).
+func dockerGitRemote(t *testing.T, w *world, cli *client.Client, gate func(http.ResponseWriter, *http.Request) bool) *gittest.Server {
 	t.Helper()
 	if r := w.run("site", "up"); r.code != 0 {
 		t.Fatalf("site up: %s", r)
@@ -62,6 +64,9 @@ func dockerGitRemote(t *testing.T, w *world, cli *client.Client) *gittest.Server
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if gate != nil && gate(rw, r) {
+			return
+		}
 		r.SetBasicAuth("e2e", token)
 		g.ServeHTTP(rw, r)
 	})}

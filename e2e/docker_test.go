@@ -270,7 +270,7 @@ func TestDockerSizeAndSite(t *testing.T) {
 // goes.
 func TestDockerRepoSavedOnDown(t *testing.T) {
 	w, cli := newDockerWorld(t, "", "dk-gina")
-	g := dockerGitRemote(t, w, cli)
+	g := dockerGitRemote(t, w, cli, nil)
 
 	s := w.up("dk-gina")
 	run := kernelSession(t, s)

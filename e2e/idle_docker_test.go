@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -13,11 +11,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
-
-	"github.com/spinbook/spinbook/internal/gitwork/gittest"
 )
 
 // TestDockerIdleStop: on docker the idle agent exits, so the container
@@ -73,39 +68,14 @@ func TestDockerIdleStop(t *testing.T) {
 // stops.
 func TestDockerIdleStopWaitsForUnsavedWork(t *testing.T) {
 	w, cli := newDockerWorld(t, "idle: {stop_after: 6s, warn_before: 3s}\n", "dk-una")
-	if r := w.run("site", "up"); r.code != 0 {
-		t.Fatalf("site up: %s", r)
-	}
-	// The git server listens on the network's gateway, which containers
-	// reach, behind a proxy that adds the credentials (as in
-	// TestDockerRepoSavedOnDown) and that the test can take down.
-	n, err := cli.NetworkInspect(t.Context(), "spinbook-e2e", network.InspectOptions{})
-	if err != nil || len(n.IPAM.Config) == 0 {
-		t.Fatalf("network spinbook-e2e: %+v, %v", n.IPAM, err)
-	}
-	token := "canary-" + newID()
-	g := gittest.New(t, token, "main", gitSeed)
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.IPAM.Config[0].Gateway, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The remote answers through a gate the test can close.
 	var down atomic.Bool
-	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	g := dockerGitRemote(t, w, cli, func(rw http.ResponseWriter, r *http.Request) bool {
 		if down.Load() {
 			http.Error(rw, "down for maintenance", http.StatusServiceUnavailable)
-			return
 		}
-		r.SetBasicAuth("e2e", token)
-		g.ServeHTTP(rw, r)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	f, err := os.OpenFile(w.config, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "repo:\n  url: http://%s/team.git\n  branch: main\n", ln.Addr())
-	f.Close()
+		return down.Load()
+	})
 
 	w.up("dk-una")
 	containerOutput(t, cli, "spinbook-dk-una", "sh", "-c", "echo 'made in a container' > /home/jovyan/work/from-container.txt")
@@ -175,40 +145,18 @@ func TestDockerSaveOnStopOutlastsTwentySeconds(t *testing.T) {
 	if err := os.WriteFile(w.config, bytes.Replace(data, []byte("stop_grace: 20s"), []byte("stop_grace: 90s"), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := w.run("site", "up"); r.code != 0 {
-		t.Fatalf("site up: %s", r)
-	}
-	n, err := cli.NetworkInspect(t.Context(), "spinbook-e2e", network.InspectOptions{})
-	if err != nil || len(n.IPAM.Config) == 0 {
-		t.Fatalf("network spinbook-e2e: %+v, %v", n.IPAM, err)
-	}
-	token := "canary-" + newID()
-	g := gittest.New(t, token, "main", gitSeed)
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.IPAM.Config[0].Gateway, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var slow atomic.Bool
-	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+	g := dockerGitRemote(t, w, cli, func(rw http.ResponseWriter, r *http.Request) bool {
 		if slow.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
 			// A big push over a slow link: the remote takes 25 s.
 			select {
 			case <-time.After(25 * time.Second):
 			case <-r.Context().Done():
-				return
+				return true
 			}
 		}
-		r.SetBasicAuth("e2e", token)
-		g.ServeHTTP(rw, r)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	f, err := os.OpenFile(w.config, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "repo:\n  url: http://%s/team.git\n  branch: main\n", ln.Addr())
-	f.Close()
+		return false
+	})
 
 	w.up("dk-slow")
 	containerOutput(t, cli, "spinbook-dk-slow", "sh", "-c", "echo 'saved on a slow stop' > /home/jovyan/work/slow.txt")
