@@ -116,33 +116,12 @@ func nearestBackend(b string) string {
 	}
 	best, bestDist := "", 0
 	for _, name := range backends {
-		d := editDistance(l, name)
+		d := distance(l, name)
 		if limit := min(2, len(name)/3); d <= limit && (best == "" || d < bestDist) {
 			best, bestDist = name, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func (v *validation) access() {
