@@ -52,6 +52,45 @@ type AWS struct {
 	// user's stack spinbook-SITE-USER. Lowercase letters and digits, at
 	// most 16. Default: main.
 	Site string `yaml:"site"`
+
+	// SharedLoadBalancer puts one load balancer in the site stack, shared
+	// by every server: each user's stack adds only a target group and a
+	// listener rule for the host USER.DOMAIN (aws.domain), instead of a
+	// load balancer of its own (about $16 a month and 2-3 minutes of every
+	// `up`). Needs domain, and a certificate_arn covering *.DOMAIN (a
+	// wildcard). Point a wildcard DNS record *.DOMAIN at the load balancer
+	// (`spinbook site up` prints its name). Default: false, a load
+	// balancer per server.
+	SharedLoadBalancer bool `yaml:"shared_load_balancer"`
+
+	// Domain is the DNS name under which servers get their names with
+	// shared_load_balancer: alice's server is https://alice.DOMAIN/, and
+	// the portal (aws.portal) https://DOMAIN/. Example:
+	// notebooks.example.com.
+	Domain string `yaml:"domain"`
+
+	// Portal runs the team portal (`spinbook portal`) as an ECS service of
+	// the site stack, behind the shared load balancer at https://DOMAIN/
+	// (see docs/aws.md, "The portal on AWS").
+	Portal AWSPortal `yaml:"portal"`
+}
+
+// AWSPortal configures the portal's ECS service in the site stack.
+type AWSPortal struct {
+	// Enabled adds the portal service (Fargate), its task role and its
+	// state file system (EFS) to the site stack. Needs
+	// shared_load_balancer. Default: false.
+	Enabled bool `yaml:"enabled"`
+
+	// Image is an image whose /usr/local/bin/spinbook is this spinbook
+	// (docs/aws.md shows a three-line Dockerfile). Required when enabled.
+	Image string `yaml:"image"`
+
+	// CPU and Memory are the Fargate task's size: CPU in units of 1/1024
+	// vCPU (256, 512, 1024, 2048, 4096), Memory in MiB, a combination
+	// Fargate offers. Default: 256 and 512.
+	CPU    int `yaml:"cpu"`
+	Memory int `yaml:"memory"`
 }
 
 // Defaults of the aws keys.
@@ -71,6 +110,7 @@ var (
 	awsCertRE     = regexp.MustCompile(`^arn:aws[a-z-]*:acm:([a-z0-9-]+):[0-9]{12}:certificate/[0-9a-zA-Z-]+$`)
 	awsProfileRE  = regexp.MustCompile(`^[A-Za-z0-9_.+@=,-]{1,64}$`)
 	awsKeyNameRE  = regexp.MustCompile(`^[ -~]{1,255}$`)
+	awsImageRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]*[a-zA-Z0-9_.-]$`)
 	instanceTypes = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 )
 
@@ -132,6 +172,7 @@ func (v *validation) aws() {
 	if a.KeyName != "" && !awsKeyNameRE.MatchString(a.KeyName) {
 		v.problemf("aws.key_name", "not an EC2 key pair name (printable ASCII, at most 255)")
 	}
+	v.awsShared()
 
 	if v.c.Backend != "aws" {
 		return

@@ -91,11 +91,18 @@ func (l *eventLog) text() string { l.mu.Lock(); defer l.mu.Unlock(); return stri
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldOf(t, "created-vpc", "alice", "conf-a", "conf-b", "conf-c", "conf-d")
+}
+
+// newWorldOf is newWorld with the config testdata/config.yaml, in site
+// test, whose agent answers users.
+func newWorldOf(t *testing.T, config string, users ...string) *world {
+	t.Helper()
 	si := awsstandin.New()
 	t.Cleanup(si.Close)
-	cfg := loadConfig(t, "created-vpc")
+	cfg := loadConfig(t, config)
 	cfg.AWS.Site = "test"
-	agent := fakeAgent(t, si, "test", "alice", "conf-a", "conf-b", "conf-c", "conf-d")
+	agent := fakeAgent(t, si, "test", users...)
 	si.Outputs[outputAgentBucket] = "spinbook-test-agentbucket-1x2y3z"
 	si.Outputs[outputNatAddress] = "198.51.100.77"
 	si.Outputs[outputURL] = agent.URL + "/"

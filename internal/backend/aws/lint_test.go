@@ -23,9 +23,10 @@ const installCFNLint = "scripts/cfn-lint install"
 // network (a VPC of its own, an existing one) with and without TLS, with a
 // model store with and without keys, a warehouse whose password is an
 // ${aws-sm:...} reference, and sizes with GPUs and with a bigger root
-// volume. Every config's site template and its instance template for every
-// size (and for no size) are linted. Spot sizes and the shared load
-// balancer join the matrix when they exist (issue 16, items 4 and 5).
+// volume; and a load balancer shared by the site (aws.shared_load_balancer)
+// in either network, with and without TLS. Every config's site template
+// and its instance template for every size (and for no size) are linted.
+// Spot sizes join the matrix when they exist (issue 16, item 4).
 var lintConfigs = []struct{ name, region, yaml string }{
 	{"own-vpc-tls", "us-east-1", `backend: aws
 access:
@@ -71,6 +72,30 @@ aws:
   vpc_id: vpc-0123456789abcdef0
   public_subnets: [subnet-0aaaaaaaaaaaaaaa1, subnet-0aaaaaaaaaaaaaaa2, subnet-0aaaaaaaaaaaaaaa3]
   private_subnets: [subnet-0bbbbbbbbbbbbbbb1, subnet-0bbbbbbbbbbbbbbb2]
+` + lintSizes},
+	{"shared-alb-own-vpc-tls", "us-east-1", `backend: aws
+access:
+  allow: [203.0.113.0/24, 198.51.100.0/24]
+models: {url: s3://team-models/notebooks/}
+aws:
+  region: us-east-1
+  certificate_arn: arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789
+  site: analytics
+  shared_load_balancer: true
+  domain: notebooks.example.com
+` + lintSizes},
+	{"shared-alb-existing-vpc-http", "eu-west-1", `backend: aws
+access:
+  insecure_http: true
+  allow: [203.0.113.0/24, 2001:db8::/48]
+  trusted_proxies: [10.20.0.0/16]
+aws:
+  region: eu-west-1
+  vpc_id: vpc-0123456789abcdef0
+  public_subnets: [subnet-0aaaaaaaaaaaaaaa1, subnet-0aaaaaaaaaaaaaaa2]
+  private_subnets: [subnet-0bbbbbbbbbbbbbbb1, subnet-0bbbbbbbbbbbbbbb2]
+  shared_load_balancer: true
+  domain: nb.example.org
 ` + lintSizes},
 }
 

@@ -78,13 +78,15 @@ func stackRole(site string) *iam.Role {
 		Policies: []iam.Role_Policy{{
 			PolicyName: "instance-stacks",
 			PolicyDocument: policy(
-				// The load balancer, its target group and listeners.
+				// The load balancer, its target group and listeners, or its rule.
 				allow([]string{
 					"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:DeleteLoadBalancer",
 					"elasticloadbalancing:ModifyLoadBalancerAttributes",
 					"elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:DeleteTargetGroup",
 					"elasticloadbalancing:ModifyTargetGroup", "elasticloadbalancing:ModifyTargetGroupAttributes",
 					"elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener", "elasticloadbalancing:ModifyListener",
+					// A rule of the shared load balancer's listener (aws.shared_load_balancer).
+					"elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule",
 					"elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
 				}, regional("elasticloadbalancing")),
 				allow([]string{"elasticloadbalancing:Describe*", "ec2:Describe*", "ecs:DescribeClusters",

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,14 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 	if err != nil {
 		return backend.Server{}, err
 	}
+	if a.cfg.AWS.SharedLoadBalancer {
+		if output(site, exportListener) == "" {
+			return backend.Server{}, fmt.Errorf("the site stack %s has no shared load balancer yet (aws.shared_load_balancer is new): run `spinbook site up` first", SiteStackName(a.site()))
+		}
+		if p.RulePriority, err = a.rulePriority(ctx, spec.User); err != nil {
+			return backend.Server{}, err
+		}
+	}
 	body, err := templateBody(InstanceTemplate(a.cfg, p))
 	if err != nil {
 		return backend.Server{}, err
@@ -104,6 +113,9 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 	tags[tagDeployDigest] = digest
 	if spec.Size != "" {
 		tags[tagSize] = spec.Size
+	}
+	if p.RulePriority > 0 {
+		tags[tagRulePriority] = strconv.Itoa(p.RulePriority)
 	}
 	st, err := a.deploy(ctx, deployment{
 		name: name,
@@ -229,6 +241,8 @@ func (a *AWS) ready(ctx context.Context, srv backend.Server) (ready bool, detail
 	switch {
 	case errors.As(err, &hostErr) || errors.As(err, &verifyErr):
 		return false, fmt.Sprintf("the stack is up, but the load balancer's certificate does not match %s (%v): point a DNS name the certificate covers at the load balancer and open that", srv.URL, err)
+	case a.dnsMissing(err, req.URL.Hostname()) != "":
+		return false, a.dnsMissing(err, req.URL.Hostname())
 	case err != nil:
 		return false, ""
 	}

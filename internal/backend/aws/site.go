@@ -38,6 +38,9 @@ func (a *AWS) SiteUp(ctx context.Context, progress func(backend.Event)) error {
 	} else {
 		progress(backend.Event{Message: fmt.Sprintf("servers reach out through the NAT of the private subnets of %s", a.cfg.AWS.VPCID)})
 	}
+	if dns := output(st, outputLoadBalancerDNS); dns != "" {
+		progress(backend.Event{Message: fmt.Sprintf("shared load balancer: %s — point a wildcard DNS record *.%s (CNAME, or a Route 53 alias) at it", dns, a.cfg.AWS.Domain)})
+	}
 	if a.cfg.AWS.CertificateARN == "" {
 		progress(backend.Event{Message: "WARNING: no aws.certificate_arn: load balancers will serve PLAIN HTTP; set a certificate"})
 	}

@@ -290,6 +290,9 @@ func SiteTemplate(cfg *config.Config) *cfn.Template {
 	export(exportTaskBoundary, cfn.Ref("TaskBoundary"), "the permissions boundary of the servers' task roles")
 	export(exportLogGroup, cfn.Ref("LogGroup"), "the servers' log group")
 	export(exportAgentBucket, cfn.Ref("AgentBucket"), "the bucket the agent binary is fetched from")
+	if a.SharedLoadBalancer {
+		addSharedLoadBalancer(t, cfg, publicSubnets)
+	}
 	return t
 }
 
@@ -369,6 +372,11 @@ type InstanceParams struct {
 	// SizeName is the --size given ("" for the default instance).
 	SizeName string
 	Size     config.Size
+	// RulePriority is the priority of the user's rule on the shared load
+	// balancer's listener (aws.shared_load_balancer), distinct from every
+	// other server's: `up` chooses it (rulePriority). 0: the user's
+	// preferred one (preferredPriority), as `aws render` shows.
+	RulePriority int
 }
 
 // instanceType and rootVolume are the size's, or the defaults.
@@ -387,7 +395,8 @@ func (p InstanceParams) rootVolume() int {
 }
 
 // InstanceTemplate builds user's stack: the load balancer and its
-// listeners, the target group (health from the agent's health port), the
+// listeners (with aws.shared_load_balancer, a rule of the site's listener
+// instead: addFrontDoor), the target group (health from the agent's health port), the
 // EC2 instance that joins the site's cluster, and the ECS service running
 // the configured image with the agent as its entrypoint. It holds no
 // secret: the spec secret is a parameter naming an ARN and a version.
@@ -416,22 +425,6 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 	t.Parameters[paramSpecVersionID] = cfn.Parameter{Type: "String",
 		Description: cfn.String("the version of the spec secret this deployment runs")}
 
-	var subnets []string
-	for i := range publicSubnetCount(a) {
-		subnets = append(subnets, imp(exportPublicSubnet(i)))
-	}
-	t.Resources["LoadBalancer"] = &elbv2.LoadBalancer{
-		Type:           cfn.String("application"),
-		Scheme:         cfn.String("internet-facing"),
-		Subnets:        subnets,
-		SecurityGroups: []string{imp(exportAlbSG)},
-		LoadBalancerAttributes: []elbv2.LoadBalancer_LoadBalancerAttribute{
-			// Websockets to kernels stay open through long silences.
-			{Key: cfn.String("idle_timeout.timeout_seconds"), Value: cfn.String("3600")},
-			{Key: cfn.String("routing.http.drop_invalid_header_fields.enabled"), Value: cfn.String("true")},
-		},
-		Tags: name("alb"),
-	}
 	t.Resources["TargetGroup"] = &elbv2.TargetGroup{
 		VpcId:      cfn.String(imp(exportVPC)),
 		TargetType: cfn.String("instance"),
@@ -453,37 +446,7 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		},
 		Tags: name("tg"),
 	}
-	forward := []elbv2.Listener_Action{{Type: "forward", TargetGroupArn: cfn.RefPtr("TargetGroup")}}
-	var listeners []string
-	if a.CertificateARN != "" {
-		t.Resources["HTTPSListener"] = &elbv2.Listener{
-			LoadBalancerArn: cfn.Ref("LoadBalancer"),
-			Port:            cfn.Int(443),
-			Protocol:        cfn.String("HTTPS"),
-			SslPolicy:       cfn.String("ELBSecurityPolicy-TLS13-1-2-2021-06"),
-			Certificates:    []elbv2.Listener_Certificate{{CertificateArn: cfn.String(a.CertificateARN)}},
-			DefaultActions:  forward,
-		}
-		t.Resources["HTTPRedirectListener"] = &elbv2.Listener{
-			LoadBalancerArn: cfn.Ref("LoadBalancer"),
-			Port:            cfn.Int(80),
-			Protocol:        cfn.String("HTTP"),
-			DefaultActions: []elbv2.Listener_Action{{Type: "redirect", RedirectConfig: &elbv2.Listener_RedirectConfig{
-				Protocol: cfn.String("HTTPS"), Port: cfn.String("443"), StatusCode: "HTTP_301",
-			}}},
-		}
-		listeners = []string{"HTTPSListener", "HTTPRedirectListener"}
-		t.Outputs[outputURL] = cfn.Output{Value: cfn.Sub("https://${LoadBalancer.DNSName}/"), Description: cfn.String("the server's front door")}
-	} else {
-		t.Resources["HTTPListener"] = &elbv2.Listener{
-			LoadBalancerArn: cfn.Ref("LoadBalancer"),
-			Port:            cfn.Int(80),
-			Protocol:        cfn.String("HTTP"),
-			DefaultActions:  forward,
-		}
-		listeners = []string{"HTTPListener"}
-		t.Outputs[outputURL] = cfn.Output{Value: cfn.Sub("http://${LoadBalancer.DNSName}/"), Description: cfn.String("the server's front door (plain HTTP: set aws.certificate_arn)")}
-	}
+	waitFor, host := addFrontDoor(t, cfg, p, name)
 
 	lt := &ec2.LaunchTemplate_LaunchTemplateData{
 		ImageId:            cfn.RefPtr(paramImageID),
@@ -526,10 +489,11 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		// bind-mounted, and is the entrypoint; Command replaces the image's
 		// CMD, which would otherwise follow as arguments.
 		EntryPoint: AgentCommand()[:1],
-		// The front door answers only its own names (DNS rebinding): the
-		// load balancer's is known only once the stack made it, so it
-		// comes as an argument (a public name, no secret).
-		Command:   append(AgentCommand()[1:], "--host", cfn.GetAtt("LoadBalancer", "DNSName")),
+		// The front door answers only its own names (DNS rebinding): its
+		// load balancer's, known only once the stack made it, or
+		// USER.DOMAIN behind a shared one; it comes as an argument (a
+		// public name, no secret).
+		Command:   append(AgentCommand()[1:], "--host", host),
 		Essential: cfn.Bool(true),
 		PortMappings: []ecs.TaskDefinition_PortMapping{
 			{ContainerPort: cfn.Int(frontPort), HostPort: cfn.Int(frontPort), Protocol: cfn.String("tcp")},
@@ -623,11 +587,10 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		}},
 		EnableECSManagedTags:       cfn.Bool(true),
 		PropagateTags:              cfn.String("SERVICE"),
-		AWSCloudFormationDependsOn: append(listeners, "Instance"),
+		AWSCloudFormationDependsOn: append(waitFor, "Instance"),
 	}
 
 	t.Outputs[outputInstanceID] = cfn.Output{Value: cfn.Ref("Instance"), Description: cfn.String("the EC2 instance")}
-	t.Outputs["LoadBalancerDNS"] = cfn.Output{Value: cfn.GetAtt("LoadBalancer", "DNSName"), Description: cfn.String("the load balancer's name")}
 	return t
 }
 

@@ -36,7 +36,10 @@ func loadConfig(t *testing.T, name string) *config.Config {
 func rendered(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	for _, c := range []struct{ config, size string }{{"created-vpc", "gpu"}, {"existing-vpc", ""}} {
+	for _, c := range []struct{ config, size string }{
+		{"created-vpc", "gpu"}, {"existing-vpc", ""},
+		{"shared-alb", "gpu"}, {"shared-alb-existing-vpc", ""},
+	} {
 		cfg := loadConfig(t, c.config)
 		site, err := TemplateJSON(SiteTemplate(cfg))
 		if err != nil {
@@ -191,7 +194,7 @@ func TestTemplatesResolve(t *testing.T) {
 // TestEveryAllowCIDRAdmitted is the seed's bug as a regression test: its
 // template had two CIDR parameters and dropped the third and fourth office.
 func TestEveryAllowCIDRAdmitted(t *testing.T) {
-	for _, name := range []string{"created-vpc", "existing-vpc"} {
+	for _, name := range []string{"created-vpc", "existing-vpc", "shared-alb", "shared-alb-existing-vpc"} {
 		t.Run(name, func(t *testing.T) {
 			cfg := loadConfig(t, name)
 			if len(cfg.Access.Allow) < 4 {
@@ -297,8 +300,16 @@ func TestTaskRunsAgentAsPID1(t *testing.T) {
 			containers := tpl.Resources["TaskDefinition"].Properties["ContainerDefinitions"].([]any)
 			c := containers[0].(map[string]any)
 			got := append(list(c["EntryPoint"]), list(c["Command"])...)
-			// Then the load balancer's name, which only the stack knows.
-			want := append(AgentCommand(), "--host", `{"Fn::GetAtt":["LoadBalancer","DNSName"]}`)
+			// Then the load balancer's name, which only the stack knows,
+			// or behind the shared one the user's name under aws.domain.
+			host := `{"Fn::GetAtt":["LoadBalancer","DNSName"]}`
+			switch name {
+			case "instance-shared-alb":
+				host = "alice.notebooks.example.com"
+			case "instance-shared-alb-existing-vpc":
+				host = "alice.nb.example.org"
+			}
+			want := append(AgentCommand(), "--host", host)
 			if !slices.Equal(got, want) {
 				t.Errorf("the task runs %q, want %q", got, want)
 			}
