@@ -20,11 +20,11 @@ const tagRulePriority = "spinbook.rule-priority"
 // preferredPriority is user's own listener rule priority, from a hash of
 // the name: the same on every machine and every `up`, so that a user's
 // rule keeps its place, and spread over 1..50000, so that two users
-// rarely prefer the same one.
+// rarely prefer the same one; the last priority is the portal's.
 func preferredPriority(user string) int {
 	h := fnv.New32a()
 	h.Write([]byte(user))
-	return 1 + int(h.Sum32()%maxRulePriority)
+	return 1 + int(h.Sum32()%maxUserPriority)
 }
 
 // rulePriority is the priority of p's rule: the one `up` chose, else the
@@ -37,11 +37,12 @@ func (p InstanceParams) rulePriority() int {
 }
 
 // freePriority returns user's preferred priority, or the first one after
-// it (wrapping at 50000) that taken does not hold; false if all are.
+// it (wrapping at maxUserPriority) that taken does not hold; false if all
+// are.
 func freePriority(user string, taken map[int]string) (int, bool) {
 	start := preferredPriority(user)
-	for i := range maxRulePriority {
-		pr := (start-1+i)%maxRulePriority + 1
+	for i := range maxUserPriority {
+		pr := (start-1+i)%maxUserPriority + 1
 		if other, ok := taken[pr]; !ok || other == user {
 			return pr, true
 		}
@@ -73,7 +74,7 @@ func (a *AWS) rulePriority(ctx context.Context, user string) (int, error) {
 				continue
 			}
 			pr, err := strconv.Atoi(tag(st, tagRulePriority))
-			if err != nil || pr < 1 || pr > maxRulePriority {
+			if err != nil || pr < 1 || pr > maxUserPriority {
 				continue
 			}
 			if u := tag(st, tagUser); u == user {

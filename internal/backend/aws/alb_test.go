@@ -11,7 +11,7 @@ import (
 
 // collidesWithAlice is a user name whose preferred rule priority is
 // alice's (found by trying user0, user1, ...).
-const collidesWithAlice = "user58947"
+const collidesWithAlice = "user70790"
 
 func TestFreePriority(t *testing.T) {
 	alice := preferredPriority("alice")
@@ -40,11 +40,11 @@ func TestFreePriority(t *testing.T) {
 	}
 	// The last priority taken: the search wraps around to 1.
 	taken := map[int]string{}
-	for pr := preferredPriority("alice"); pr <= maxRulePriority; pr++ {
+	for pr := preferredPriority("alice"); pr <= maxUserPriority; pr++ {
 		taken[pr] = "x"
 	}
 	if got, ok := freePriority("alice", taken); !ok || got != 1 {
-		t.Errorf("with %d..%d taken, freePriority = %d, %v; want 1", alice, maxRulePriority, got, ok)
+		t.Errorf("with %d..%d taken, freePriority = %d, %v; want 1", alice, maxUserPriority, got, ok)
 	}
 	for pr := 1; pr < alice; pr++ {
 		taken[pr] = "x"

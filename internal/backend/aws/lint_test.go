@@ -24,7 +24,8 @@ const installCFNLint = "scripts/cfn-lint install"
 // model store with and without keys, a warehouse whose password is an
 // ${aws-sm:...} reference, and sizes with GPUs and with a bigger root
 // volume; and a load balancer shared by the site (aws.shared_load_balancer)
-// in either network, with and without TLS. Every config's site template
+// in either network, with and without TLS, the first with the portal's
+// service (aws.portal). Every config's site template
 // and its instance template for every size (and for no size) are linted.
 // Spot sizes join the matrix when they exist (issue 16, item 4).
 var lintConfigs = []struct{ name, region, yaml string }{
@@ -83,6 +84,7 @@ aws:
   site: analytics
   shared_load_balancer: true
   domain: notebooks.example.com
+  portal: {enabled: true, image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/spinbook:1.4}
 ` + lintSizes},
 	{"shared-alb-existing-vpc-http", "eu-west-1", `backend: aws
 access:

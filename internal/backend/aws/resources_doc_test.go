@@ -34,11 +34,16 @@ func docResources(t *testing.T) map[string]string {
 	all := func(string) bool { return true }
 	r := rendered(t)
 	perServerSite, sharedSite := parse(t, r["site-created-vpc"]), r["site-shared-alb"]
+	sharedParsed := parse(t, sharedSite)
 	return map[string]string{
 		"up per-server": list(r["instance-created-vpc"], all),
 		"up shared":     list(r["instance-shared-alb"], all),
 		"site shared": list(sharedSite, func(n string) bool {
 			_, inBoth := perServerSite.Resources[n]
+			return !inBoth
+		}),
+		"site portal": list(r["site-portal"], func(n string) bool {
+			_, inBoth := sharedParsed.Resources[n]
 			return !inBoth
 		}),
 	}

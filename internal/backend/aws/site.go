@@ -26,12 +26,21 @@ func (a *AWS) SiteUp(ctx context.Context, progress func(backend.Event)) error {
 	tags := baseTags(a.site())
 	tags[tagRole] = "site"
 	tags[tagDeployDigest] = digestOf(body)
-	st, err := a.deploy(ctx, deployment{name: SiteStackName(a.site()), body: body, tags: tags}, progress)
+	var params map[string]string
+	if a.cfg.AWS.Portal.Enabled {
+		if params, err = a.portalParams(ctx, progress); err != nil {
+			return err
+		}
+	}
+	st, err := a.deploy(ctx, deployment{name: SiteStackName(a.site()), body: body, params: params, tags: tags}, progress)
 	if err != nil {
 		return err
 	}
 	if _, err := a.ensureAgent(ctx, output(st, outputAgentBucket), progress); err != nil {
 		return err
+	}
+	if url := output(st, outputPortalURL); url != "" {
+		progress(backend.Event{Message: fmt.Sprintf("the portal: %s (its state is on the EFS file system %s-portal, kept by site down)", url, SiteStackName(a.site()))})
 	}
 	if ip := output(st, outputNatAddress); ip != "" {
 		progress(backend.Event{Message: fmt.Sprintf("egress address (NAT gateway): %s — allowlist %s/32 in the warehouse (Redshift: the cluster's security group, inbound port 5439)", ip, ip)})
@@ -73,7 +82,13 @@ func (a *AWS) SiteDown(ctx context.Context, progress func(backend.Event)) error 
 			return err
 		}
 	}
-	return a.deleteStack(ctx, SiteStackName(a.site()), progress)
+	if err := a.deleteStack(ctx, SiteStackName(a.site()), progress); err != nil {
+		return err
+	}
+	if a.cfg.AWS.Portal.Enabled {
+		return a.deleteSecret(ctx, PortalConfigSecret(a.site()))
+	}
+	return nil
 }
 
 // checkSite says what is wrong with the site stack st for this

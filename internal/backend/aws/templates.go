@@ -291,7 +291,10 @@ func SiteTemplate(cfg *config.Config) *cfn.Template {
 	export(exportLogGroup, cfn.Ref("LogGroup"), "the servers' log group")
 	export(exportAgentBucket, cfn.Ref("AgentBucket"), "the bucket the agent binary is fetched from")
 	if a.SharedLoadBalancer {
-		addSharedLoadBalancer(t, cfg, publicSubnets)
+		listener := addSharedLoadBalancer(t, cfg, publicSubnets)
+		if a.Portal.Enabled {
+			addPortal(t, cfg, vpc, privateSubnet, listener)
+		}
 	}
 	return t
 }

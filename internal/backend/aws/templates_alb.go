@@ -17,8 +17,12 @@ const (
 	outputLoadBalancerDNS = "LoadBalancerDNS"
 )
 
-// maxRulePriority is the highest priority a listener rule may have.
-const maxRulePriority = 50000
+// maxRulePriority is the highest priority a listener rule may have; the
+// users' rules take 1..maxUserPriority, the portal's the last one.
+const (
+	maxRulePriority = 50000
+	maxUserPriority = maxRulePriority - 1
+)
 
 // sslPolicy is the HTTPS listeners' policy: TLS 1.3 and 1.2 only.
 const sslPolicy = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -83,7 +87,7 @@ func urlScheme(a config.AWS) string {
 // subnets, behind the load balancers' security group, with listeners
 // whose default answer is 404; users' stacks add a rule each. The
 // listener users' rules join is exported.
-func addSharedLoadBalancer(t *cfn.Template, cfg *config.Config, publicSubnets []string) {
+func addSharedLoadBalancer(t *cfn.Template, cfg *config.Config, publicSubnets []string) (listener string) {
 	a := cfg.AWS
 	t.Resources["LoadBalancer"] = &elbv2.LoadBalancer{
 		Type:                   cfn.String("application"),
@@ -108,6 +112,7 @@ func addSharedLoadBalancer(t *cfn.Template, cfg *config.Config, publicSubnets []
 		Value:       cfn.GetAtt("LoadBalancer", "DNSName"),
 		Description: cfn.String(fmt.Sprintf("the shared load balancer: point *.%s (a wildcard CNAME or alias record) at it", a.Domain)),
 	}
+	return listeners[0]
 }
 
 // addFrontDoor adds to user's instance template t what carries requests

@@ -38,7 +38,7 @@ func rendered(t *testing.T) map[string][]byte {
 	out := map[string][]byte{}
 	for _, c := range []struct{ config, size string }{
 		{"created-vpc", "gpu"}, {"existing-vpc", ""},
-		{"shared-alb", "gpu"}, {"shared-alb-existing-vpc", ""},
+		{"shared-alb", "gpu"}, {"shared-alb-existing-vpc", ""}, {"portal", ""},
 	} {
 		cfg := loadConfig(t, c.config)
 		site, err := TemplateJSON(SiteTemplate(cfg))
@@ -304,7 +304,7 @@ func TestTaskRunsAgentAsPID1(t *testing.T) {
 			// or behind the shared one the user's name under aws.domain.
 			host := `{"Fn::GetAtt":["LoadBalancer","DNSName"]}`
 			switch name {
-			case "instance-shared-alb":
+			case "instance-shared-alb", "instance-portal":
 				host = "alice.notebooks.example.com"
 			case "instance-shared-alb-existing-vpc":
 				host = "alice.nb.example.org"
