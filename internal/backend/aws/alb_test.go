@@ -1,6 +1,9 @@
 package aws
 
 import (
+	"errors"
+	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -107,3 +110,46 @@ func TestFlowSharedLoadBalancer(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestSharedURL: behind the shared load balancer, the URL status and ls
+// show is https://USER.DOMAIN/ (http:// without a certificate).
+func TestSharedURL(t *testing.T) {
+	r := rendered(t)
+	for name, want := range map[string]string{
+		"instance-shared-alb":              "https://alice.notebooks.example.com/",
+		"instance-shared-alb-existing-vpc": "http://alice.nb.example.org/",
+	} {
+		if got := parse(t, r[name]).Outputs[outputURL].Value; got != want {
+			t.Errorf("%s: URL output %v, want %s", name, got, want)
+		}
+	}
+}
+
+// TestDNSMissing: a server name that does not resolve, behind the shared
+// load balancer, is explained (the wildcard record is missing); other
+// errors, and the per-server mode, are left to the usual retries.
+func TestDNSMissing(t *testing.T) {
+	shared := &AWS{cfg: loadConfig(t, "shared-alb")}
+	perServer := &AWS{cfg: loadConfig(t, "created-vpc")}
+	notFound := &url.Error{Op: "Get", URL: "https://alice.notebooks.example.com/", Err: &net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "alice.notebooks.example.com", IsNotFound: true}}}
+	tests := []struct {
+		name string
+		a    *AWS
+		err  error
+		want string
+	}{
+		{"shared, name missing", shared, notFound, "point a wildcard DNS record *.notebooks.example.com"},
+		{"shared, timeout", shared, &net.DNSError{Err: "timeout", IsTimeout: true}, ""},
+		{"shared, refused", shared, errors.New("connection refused"), ""},
+		{"per server", perServer, notFound, ""},
+		{"no error", shared, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.a.dnsMissing(tt.err, "alice.notebooks.example.com")
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+				t.Errorf("dnsMissing = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
