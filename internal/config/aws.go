@@ -65,7 +65,8 @@ type AWS struct {
 
 	// Domain is the DNS name under which servers get their names with
 	// shared_load_balancer: alice's server is https://alice.DOMAIN/, and
-	// the portal (aws.portal) https://DOMAIN/. Example:
+	// the portal (aws.portal) https://DOMAIN/. At most 99 characters (a
+	// load balancer rule matches names of up to 128). Example:
 	// notebooks.example.com.
 	Domain string `yaml:"domain"`
 

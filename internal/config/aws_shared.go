@@ -12,6 +12,10 @@ const (
 	DefaultPortalMemory = 512
 )
 
+// maxHostCondition is the longest name a load balancer's host-header
+// rule condition takes.
+const maxHostCondition = 128
+
 // fargateMemory lists the memory sizes (MiB) Fargate offers for each CPU
 // size (docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html).
 var fargateMemory = map[int][]int{
@@ -33,8 +37,8 @@ func (v *validation) awsShared() {
 			v.problemf("aws.domain", "%s is not a DNS name: give the name alone, such as notebooks.example.com (no scheme, port, path or wildcard)", quoteStart(a.Domain))
 		case !validDomain(d):
 			v.problemf("aws.domain", "%s is not a DNS name of two labels at least, such as notebooks.example.com", quoteStart(a.Domain))
-		case len(d)+1+maxUserLen > 253:
-			v.problemf("aws.domain", "too long: USER.%s must fit the 253 characters of a DNS name for every user name (up to %d)", d, maxUserLen)
+		case len(d)+1+maxUserLen > maxHostCondition:
+			v.problemf("aws.domain", "too long (%d characters): the load balancer matches USER.DOMAIN in at most %d, and user names have up to %d; use at most %d", len(d), maxHostCondition, maxUserLen, maxHostCondition-1-maxUserLen)
 		default:
 			a.Domain = d
 		}
