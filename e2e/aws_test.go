@@ -271,3 +271,56 @@ func freePorts(t *testing.T, n int) []int {
 	}
 	return ports
 }
+
+// TestAWSSharedLoadBalancerAndPortal drives the built binary through the
+// stand-in with aws.shared_load_balancer and aws.portal: site up names
+// the load balancer to point *.DOMAIN at and stores the portal's config
+// file as it is written (references, never their values) in Secrets
+// Manager only; up makes a rule for alice.DOMAIN and no load balancer;
+// site down removes the portal's config secret.
+func TestAWSSharedLoadBalancerAndPortal(t *testing.T) {
+	cfg := strings.Replace(awsConfig, "  site: e2e\n", `  site: e2e
+  shared_load_balancer: true
+  domain: notebooks.example.com
+  portal: {enabled: true, image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/spinbook:1.4}
+`, 1)
+	w := newAWSWorld(t, cfg)
+	w.si.Outputs["Listener"] = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/spinbook-e2e/50dc6c495c0c9188/f2f7dc8efc522ab2"
+	w.si.Outputs["LoadBalancerDNS"] = "spinbook-e2e-1234567890.us-east-1.elb.amazonaws.com"
+	w.si.Outputs["PortalURL"] = "https://notebooks.example.com/"
+
+	r := w.run("site", "up")
+	if r.code != 0 || !strings.Contains(r.stderr, "spinbook-e2e-1234567890.us-east-1.elb.amazonaws.com") ||
+		!strings.Contains(r.stderr, "*.notebooks.example.com") || !strings.Contains(r.stderr, "https://notebooks.example.com/") {
+		t.Fatalf("site up: %s", r)
+	}
+	if !strings.Contains(r.stderr, "${env:") {
+		t.Errorf("site up does not warn that the portal's task cannot resolve ${env:...}:\n%s", r.stderr)
+	}
+	stored, ok := w.si.Secret("spinbook/e2e/_portal/config")
+	if !ok || stored != cfg || strings.Contains(stored, awsCanary) {
+		t.Errorf("the portal's config secret = %q, %v; want the config file's text, references unresolved", stored, ok)
+	}
+	r = w.run("up", "--json", "--user", "alice")
+	if r.code != 0 {
+		t.Fatalf("up: %s", r)
+	}
+	tpl := w.si.Template("spinbook-e2e-alice")
+	if !strings.Contains(tpl, `"Values":["alice.notebooks.example.com"]`) || strings.Contains(tpl, "AWS::ElasticLoadBalancingV2::LoadBalancer") {
+		t.Errorf("alice's stack is not a rule for alice.notebooks.example.com without a load balancer:\n%s", tpl)
+	}
+	for _, req := range w.si.CFNRequests {
+		if strings.Contains(req, awsCanary) || strings.Contains(req, awsGitCanary) || strings.Contains(req, "${env:") {
+			t.Errorf("a CloudFormation request holds the config or a secret")
+		}
+	}
+	if r := w.run("down", "--user", "alice"); r.code != 0 {
+		t.Fatalf("down: %s", r)
+	}
+	if r := w.run("site", "down"); r.code != 0 {
+		t.Fatalf("site down: %s", r)
+	}
+	if _, ok := w.si.Secret("spinbook/e2e/_portal/config"); ok {
+		t.Error("after site down the portal's config secret remains")
+	}
+}
