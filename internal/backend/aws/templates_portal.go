@@ -17,20 +17,20 @@ import (
 )
 
 // The portal's service (aws.portal) in the site stack: where it listens
-// in its task, where its state (the SQLite file) is, and what it is told
-// by environment. The portal reads its config from PortalConfigEnv, the
+// in its task, where its state (the SQLite file and its signing key) is,
+// and what it is told by environment. The portal reads its config from PortalConfigEnv, the
 // text of the operator's config file, stored by `site up` as the secret
 // spinbook/SITE/_portal/config and injected by ECS.
 const (
 	portalPort     = 8700
 	portalStateDir = "/var/lib/spinbook-portal"
 	portalUID      = "1000"
-	// PortalConfigEnv holds the portal's config (YAML); the portal's
-	// listen address, URL and state dir come in the variables below.
-	PortalConfigEnv   = "SPINBOOK_CONFIG_YAML"
-	PortalListenEnv   = "SPINBOOK_PORTAL_LISTEN"
-	PortalURLEnv      = "SPINBOOK_PORTAL_URL"
-	PortalStateDirEnv = "SPINBOOK_PORTAL_STATE_DIR"
+	// PortalConfigEnv holds the portal's config (YAML); its listen
+	// address and URL come in the variables below, overriding
+	// portal.listen and portal.url; its state dir is --state-dir.
+	PortalConfigEnv = "SPINBOOK_CONFIG_YAML"
+	PortalListenEnv = "SPINBOOK_PORTAL_LISTEN"
+	PortalURLEnv    = "SPINBOOK_PORTAL_URL"
 	// portalRulePriority is the portal's rule on the shared listener:
 	// the last priority, which no user's rule takes (maxUserPriority).
 	portalRulePriority = maxRulePriority
@@ -118,7 +118,7 @@ func addPortal(t *cfn.Template, cfg *config.Config, vpc, privateSubnet, listener
 		Name:       "portal",
 		Image:      a.Portal.Image,
 		EntryPoint: []string{"/usr/local/bin/spinbook"},
-		Command:    []string{"portal"},
+		Command:    []string{"portal", "--state-dir", portalStateDir},
 		Essential:  cfn.Bool(true),
 		User:       cfn.String(portalUID + ":" + portalUID),
 		PortMappings: []ecs.TaskDefinition_PortMapping{
@@ -127,7 +127,6 @@ func addPortal(t *cfn.Template, cfg *config.Config, vpc, privateSubnet, listener
 		Environment: []ecs.TaskDefinition_KeyValuePair{
 			{Name: cfn.String(PortalListenEnv), Value: cfn.String("0.0.0.0:" + strconv.Itoa(portalPort))},
 			{Name: cfn.String(PortalURLEnv), Value: cfn.String(url)},
-			{Name: cfn.String(PortalStateDirEnv), Value: cfn.String(portalStateDir)},
 		},
 		Secrets: []ecs.TaskDefinition_Secret{{
 			Name:      PortalConfigEnv,
