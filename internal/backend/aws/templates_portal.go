@@ -229,8 +229,12 @@ func portalTaskRole(site string) *iam.Role {
 	}
 	passStackRole := allow("PassStackRole", []string{"iam:PassRole"}, cfn.GetAtt("StackRole", "Arn"))
 	passStackRole["Condition"] = map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "cloudformation.amazonaws.com"}}
-	mount := allow("State", []string{"elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"}, cfn.GetAtt("PortalFileSystem", "Arn"))
-	mount["Condition"] = map[string]any{"StringEquals": map[string]any{"elasticfilesystem:AccessPointArn": cfn.GetAtt("PortalAccessPoint", "Arn")}}
+	// The ARNs spelled out from the ids (Ref): the same as GetAtt Arn on
+	// AWS, and what moto resolves too.
+	mount := allow("State", []string{"elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"},
+		arn("elasticfilesystem", "file-system/${PortalFileSystem}"))
+	mount["Condition"] = map[string]any{"StringEquals": map[string]any{
+		"elasticfilesystem:AccessPointArn": arn("elasticfilesystem", "access-point/${PortalAccessPoint}")}}
 	return &iam.Role{
 		Description:              cfn.String("spinbook " + site + ": the portal, which runs up and down for people"),
 		Path:                     cfn.String(rolePath(site)),
