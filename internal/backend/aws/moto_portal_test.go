@@ -1,18 +1,12 @@
 package aws
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/acm"
-	acmtypes "github.com/aws/aws-sdk-go-v2/service/acm/types"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-
-	"github.com/spinbook/spinbook/internal/backend/aws/awstest"
 )
 
 // TestMotoSitePortal: against moto, site up makes the portal's service,
@@ -23,28 +17,8 @@ import (
 // statements name ARNs cannot be exercised there with EnforceIAM: the
 // portal's role is checked statement by statement in TestPortalTaskRole.)
 func TestMotoSitePortal(t *testing.T) {
-	m := awstest.Start(t)
 	ctx := t.Context()
-	cfg := loadConfig(t, "portal")
-	cfg.AWS.Site = "moto"
-	sdk := m.Config()
-	cert, err := acm.NewFromConfig(sdk).RequestCertificate(ctx, &acm.RequestCertificateInput{
-		DomainName: awssdk.String("*.notebooks.example.com"), SubjectAlternativeNames: []string{"notebooks.example.com"},
-		ValidationMethod: acmtypes.ValidationMethodDns,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.AWS.CertificateARN = awssdk.ToString(cert.CertificateArn)
-	be, err := New(cfg, slog.New(slog.DiscardHandler), Options{AgentPath: fakeELF(t), SDK: &sdk, Poll: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	be.http = albStandIn(t, sdk, "moto", "notebooks.example.com")
-	events := &eventLog{}
-	if err := be.SiteUp(ctx, events.add); err != nil {
-		t.Fatalf("site up: %v\nevents:\n%s", err, events.text())
-	}
+	be, sdk, events := motoSiteUp(t, "portal")
 	site, err := be.describe(ctx, SiteStackName("moto"))
 	if err != nil || output(site, outputPortalURL) != "https://notebooks.example.com/" {
 		t.Fatalf("the site stack's portal URL is %q (%v)", output(site, outputPortalURL), err)
@@ -73,7 +47,7 @@ func TestMotoSitePortal(t *testing.T) {
 	if err != nil || len(names.PolicyNames) != 1 || names.PolicyNames[0] != "run-servers" {
 		t.Errorf("the portal's role holds %v (%v), want run-servers", names, err)
 	}
-	srv, err := be.Up(ctx, (&world{cfg: cfg}).spec(), events.add)
+	srv, err := be.Up(ctx, (&world{cfg: be.cfg}).spec(), events.add)
 	if err != nil || !srv.Ready || srv.URL != "https://alice.notebooks.example.com/" {
 		t.Errorf("up beside the portal = %+v, %v", srv, err)
 	}

@@ -57,22 +57,17 @@ func albStandIn(t *testing.T, sdk awssdk.Config, site, domain string) *http.Clie
 	}}
 }
 
-// TestMotoSharedLoadBalancer runs site up, up of two users who prefer one
-// rule priority, and down with the shared load balancer against moto,
-// with the real templates: moto's CloudFormation makes the site's load
-// balancer and HTTPS listener (with a certificate in moto's ACM: it
-// refuses one it does not hold), resolves each user's ImportValue of the
-// listener, and makes their target groups and host rules, with distinct
-// priorities; site down is refused while they exist; down deletes their
-// stacks.
-func TestMotoSharedLoadBalancer(t *testing.T) {
+// motoSiteUp starts moto, requests the wildcard certificate of
+// notebooks.example.com in its ACM (its load balancers refuse one they do
+// not hold, as AWS's do), and brings up site moto of testdata/config.yaml
+// with it; the backend's way to the agents is albStandIn.
+func motoSiteUp(t *testing.T, config string) (*AWS, awssdk.Config, *eventLog) {
+	t.Helper()
 	m := awstest.Start(t)
 	ctx := t.Context()
-	cfg := loadConfig(t, "shared-alb")
+	cfg := loadConfig(t, config)
 	cfg.AWS.Site = "moto"
 	sdk := m.Config()
-	// The wildcard certificate, in moto's ACM: its load balancers refuse
-	// one they do not hold, as AWS's do.
 	cert, err := acm.NewFromConfig(sdk).RequestCertificate(ctx, &acm.RequestCertificateInput{
 		DomainName:              awssdk.String("*.notebooks.example.com"),
 		SubjectAlternativeNames: []string{"notebooks.example.com"},
@@ -91,6 +86,21 @@ func TestMotoSharedLoadBalancer(t *testing.T) {
 	if err := be.SiteUp(ctx, events.add); err != nil {
 		t.Fatalf("site up: %v\nevents:\n%s", err, events.text())
 	}
+	return be, sdk, events
+}
+
+// TestMotoSharedLoadBalancer runs site up, up of two users who prefer one
+// rule priority, and down with the shared load balancer against moto,
+// with the real templates: moto's CloudFormation makes the site's load
+// balancer and HTTPS listener (with a certificate in moto's ACM: it
+// refuses one it does not hold), resolves each user's ImportValue of the
+// listener, and makes their target groups and host rules, with distinct
+// priorities; site down is refused while they exist; down deletes their
+// stacks.
+func TestMotoSharedLoadBalancer(t *testing.T) {
+	ctx := t.Context()
+	be, sdk, events := motoSiteUp(t, "shared-alb")
+	cfg := be.cfg
 	site, err := be.describe(ctx, SiteStackName("moto"))
 	if err != nil || output(site, exportListener) == "" || output(site, outputLoadBalancerDNS) == "" {
 		t.Fatalf("the site stack has no shared listener and load balancer name: %v %v", site, err)
