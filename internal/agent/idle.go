@@ -288,9 +288,11 @@ type IdleStatus struct {
 	MaxAge     string `json:"max_age"`
 	WarnBefore string `json:"warn_before"`
 	// Size and the price per hour (nil: unknown) and cost so far, in USD.
-	Size         string     `json:"size,omitempty"`
-	CostPerHour  *float64   `json:"cost_per_hour,omitempty"`
-	CostSoFar    *float64   `json:"cost_so_far,omitempty"`
+	Size        string   `json:"size,omitempty"`
+	CostPerHour *float64 `json:"cost_per_hour,omitempty"`
+	CostSoFar   *float64 `json:"cost_so_far,omitempty"`
+	// SpotPrice: the price is an estimate of spot capacity's.
+	SpotPrice    bool       `json:"spot_price,omitempty"`
 	ExtendedTill *time.Time `json:"extended_until,omitempty"`
 	// StopBlocked says why a due stop waits, starting with what failed
 	// ("push failed: ..."): the work is not safe off the server yet, so it
@@ -336,6 +338,7 @@ func (t *idleTracker) status() IdleStatus {
 		price := *p
 		cost := cost.SoFar(price, now.Sub(t.started))
 		s.CostPerHour, s.CostSoFar = &price, &cost
+		s.SpotPrice = t.timers.SpotPrice
 	}
 	return s
 }
