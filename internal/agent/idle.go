@@ -298,6 +298,9 @@ type IdleStatus struct {
 	// ("push failed: ..."): the work is not safe off the server yet, so it
 	// stays up and tries the save again. Absent when no stop waits.
 	StopBlocked string `json:"stop_blocked,omitempty"`
+	// Spot is what AWS said about the server's spot instance (a rebalance
+	// recommendation, an interruption notice); absent when nothing.
+	Spot string `json:"spot,omitempty"`
 }
 
 func (t *idleTracker) status() IdleStatus {
@@ -383,7 +386,21 @@ func (a *Agent) idleStatus() *IdleStatus {
 		return nil
 	}
 	s := a.idle.status()
+	s.Spot = a.spot.Note()
 	return &s
+}
+
+// banner is the front door's banner: what AWS said about a spot
+// instance, then the idle warning.
+func (a *Agent) banner() string {
+	note, idle := a.spot.Note(), a.idle.banner()
+	switch {
+	case note == "":
+		return idle
+	case idle == "":
+		return note
+	}
+	return note + " " + idle
 }
 
 // release runs the spec's release command after an idle stop (aws:

@@ -70,6 +70,9 @@ type idleJSON struct {
 	// SpotPrice: the price is an estimate of spot capacity's
 	// (sizes.NAME.spot_price, or cost.AWSSpotDiscount off on-demand).
 	SpotPrice bool `json:"spot_price,omitempty"`
+	// Spot is what AWS said about a spot server's instance (a rebalance
+	// recommendation, an interruption notice).
+	Spot string `json:"spot,omitempty"`
 	// Jupyter is which Jupyter the agent started and its version.
 	Jupyter string `json:"jupyter,omitempty"`
 }
@@ -104,6 +107,7 @@ func idleFromAgent(s *agent.IdleStatus) *idleJSON {
 		CostPerHour:    s.CostPerHour,
 		CostSoFar:      s.CostSoFar,
 		SpotPrice:      s.SpotPrice,
+		Spot:           s.Spot,
 	}
 }
 
@@ -155,6 +159,9 @@ func idleRows(i *idleJSON) [][]string {
 	}
 	if i.Warning != "" {
 		rows = append(rows, []string{"warning:", "this server " + i.Warning})
+	}
+	if i.Spot != "" {
+		rows = append(rows, []string{"spot:", i.Spot})
 	}
 	if i.CostPerHour != nil {
 		rows = append(rows, []string{"cost:", costText(i)})
