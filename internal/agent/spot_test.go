@@ -437,3 +437,62 @@ func TestRunStopsOnSpotNotice(t *testing.T) {
 		t.Errorf("Jupyter (pid %d) still runs after the stop", pid)
 	}
 }
+
+// TestIMDSRelay: through the relay the agent reads the spot notice (and
+// its token works only with the relay); every other path of the metadata
+// service — the instance role's credentials above all — is not found,
+// though the metadata service itself serves them.
+func TestIMDSRelay(t *testing.T) {
+	upstream := imdstest.Start(t) // every path, a spot notice included
+	relay := httptest.NewServer(NewIMDSRelay(upstream))
+	t.Cleanup(relay.Close)
+
+	c := newIMDSClient(relay.URL, 0)
+	if _, found, err := c.get(t.Context(), spotInterruptionPath); err != nil || !found {
+		t.Fatalf("the notice through the relay: found %v, err %v", found, err)
+	}
+	direct := newIMDSClient(upstream, 0)
+	for _, path := range []string{"/latest/meta-data/iam/security-credentials/", "/latest/meta-data/instance-id",
+		"/latest/user-data", "/latest/meta-data/spot/instance-action/../../iam/info"} {
+		if _, found, err := direct.get(t.Context(), path); err != nil || !found {
+			t.Fatalf("the mock does not serve %s (found %v, %v): the check below proves nothing", path, found, err)
+		}
+		if _, found, err := c.get(t.Context(), path); err != nil || found {
+			t.Errorf("%s through the relay: found %v, err %v; want 404", path, found, err)
+		}
+	}
+	// The relay's token is not the metadata service's.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, upstream+spotInterruptionPath, nil)
+	req.Header.Set(imdsTokenHeader, c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the relay's token at the metadata service: %s, want 401", resp.Status)
+	}
+	for _, tt := range []struct {
+		name, method, token string
+		want                int
+	}{
+		{"no token", http.MethodGet, "", http.StatusUnauthorized},
+		{"a wrong token", http.MethodGet, "not-the-token", http.StatusUnauthorized},
+		{"not a GET", http.MethodPost, c.token, http.StatusMethodNotAllowed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, relay.URL+spotInterruptionPath, nil)
+			if tt.token != "" {
+				req.Header.Set(imdsTokenHeader, tt.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("%s: %s, want %d", tt.name, resp.Status, tt.want)
+			}
+		})
+	}
+}

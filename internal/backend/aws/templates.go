@@ -369,6 +369,9 @@ type InstanceParams struct {
 	// SizeName is the --size given ("" for the default instance).
 	SizeName string
 	Size     config.Size
+	// OnDemand runs a spot size on-demand (spot: prefer, with no spot
+	// capacity to be had).
+	OnDemand bool
 }
 
 // instanceType and rootVolume are the size's, or the defaults.
@@ -500,7 +503,7 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		MetadataOptions: &ec2.LaunchTemplate_MetadataOptions{
 			HttpEndpoint: cfn.String("enabled"), HttpTokens: cfn.String("required"), HttpPutResponseHopLimit: cfn.Int(1),
 		},
-		UserData: cfn.String(cfn.Base64(cfn.SubVars(userData(user, p.Size.GPUCount > 0), map[string]any{
+		UserData: cfn.String(cfn.Base64(cfn.SubVars(userData(user, p.Size.GPUCount > 0)+relayUserData(p), map[string]any{
 			"Cluster":     imp(exportCluster),
 			"AgentBucket": imp(exportAgentBucket),
 		}))),
@@ -509,6 +512,7 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 	if a.KeyName != "" {
 		lt.KeyName = cfn.String(a.KeyName)
 	}
+	lt.InstanceMarketOptions = marketOptions(p)
 	t.Resources["LaunchTemplate"] = &ec2.LaunchTemplate{LaunchTemplateData: lt}
 	t.Resources["Instance"] = &ec2.Instance{
 		LaunchTemplate: &ec2.Instance_LaunchTemplateSpecification{
