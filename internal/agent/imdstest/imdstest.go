@@ -9,9 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
-	"time"
+
+	"github.com/spinbook/spinbook/internal/proc/proctest"
 )
 
 // Version is the ec2-metadata-mock that scripts/setup --for-tests builds.
@@ -45,52 +45,12 @@ func Start(t testing.TB, args ...string) string {
 		}
 		t.Skip(msg)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-
+	addr := proctest.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
 	home := t.TempDir() // no aemm-config.json of the user's applies
-	logf, err := os.Create(filepath.Join(t.TempDir(), "ec2-metadata-mock.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, append(args, "--imdsv2", "--hostname", "127.0.0.1", "--port", strconv.Itoa(port))...)
+	cmd := exec.Command(bin, append(args, "--imdsv2", "--hostname", "127.0.0.1", "--port", port)...)
 	cmd.Env = append(os.Environ(), "HOME="+home)
 	cmd.Dir = home
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start ec2-metadata-mock: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		logf.Close()
-		if t.Failed() {
-			log, _ := os.ReadFile(logf.Name())
-			t.Logf("ec2-metadata-mock's log:\n%s", log)
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("ec2-metadata-mock exited at once:\n%s", log)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ec2-metadata-mock did not listen on %s within 20s", addr)
-		}
-	}
+	proctest.StartListening(t, "ec2-metadata-mock", cmd, addr)
+	return "http://" + addr
 }
