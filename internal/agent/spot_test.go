@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -495,4 +496,80 @@ func TestIMDSRelay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpotRecordHoldsNoSecret: the stop record and the agent's log of a
+// spot stop whose save fails hold no secret of the spec, though git's
+// error quotes one (here a secret in the remote's path, which git prints
+// in full): the record travels to the model store, where status reads
+// it. (gitwork redacts git's errors with the agent's redactor, and
+// stopForSpot redacts the reason again; the test fails if both stop.)
+func TestSpotRecordHoldsNoSecret(t *testing.T) {
+	const canary = "CANARY-spot-secret-4b1d"
+	g := gittest.New(t, "token-not-sent-by-the-agent", "main", map[string]string{"a.txt": "a\n"})
+	var down atomic.Bool
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		r.URL.Path = strings.TrimPrefix(r.URL.Path, "/"+canary)
+		r.SetBasicAuth("agent", "token-not-sent-by-the-agent")
+		g.ServeHTTP(w, r)
+	}))
+	t.Cleanup(remote.Close)
+	var log strings.Builder
+	var mu sync.Mutex
+	spec := backend.AgentSpec{User: "alice", Workspace: t.TempDir(), BundleDir: filepath.Join(t.TempDir(), "bundles"),
+		Repo:    &backend.Repo{URL: remote.URL + "/" + canary + "/team.git", Branch: "main"},
+		Secrets: []string{canary}}
+	a := New(spec, slog.New(slog.NewTextHandler(&lockedWriter{w: &log, mu: &mu}, nil)), io.Discard)
+	if _, err := a.prepareRepo(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.closeRepo)
+	rec := &recordingStops{}
+	a.stops = rec
+	down.Store(true)
+	gittest.WriteFiles(t, spec.Workspace, map[string]string{"work.txt": "work\n"})
+	a.stopForSpot(spotNotice{Action: "terminate", At: time.Now().Add(time.Minute), Seen: time.Now()}, nil)
+
+	if len(rec.got) != 1 {
+		t.Fatalf("records %+v, want one", rec.got)
+	}
+	r := rec.got[0]
+	if r.Saved || !strings.Contains(r.Detail, "push failed") || !strings.Contains(r.Summary(), "work NOT saved off the server: push failed") {
+		t.Errorf("record %+v, want the work not saved off the server, saying why", r)
+	}
+	data, _ := json.Marshal(r)
+	mu.Lock()
+	logged := log.String()
+	mu.Unlock()
+	if !strings.Contains(logged, "[redacted]") && !strings.Contains(string(data), "[redacted]") {
+		t.Errorf("nothing was redacted: git's error did not quote the secret, so this test proves nothing\nrecord: %s\nlog: %s", data, logged)
+	}
+	for what, text := range map[string]string{"the record": string(data), "the log": logged} {
+		if strings.Contains(text, canary) {
+			t.Errorf("%s holds the secret: %s", what, text)
+		}
+	}
+}
+
+// recordingStops is a stopRecorder that keeps what it is given.
+type recordingStops struct{ got []backend.StopRecord }
+
+func (r *recordingStops) RecordStop(_ context.Context, rec backend.StopRecord) error {
+	r.got = append(r.got, rec)
+	return nil
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
