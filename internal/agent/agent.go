@@ -48,6 +48,10 @@ type Agent struct {
 	// front is the front door, which tells idle which kernels run a cell;
 	// set before idle is watched.
 	front kernelWire
+	// spot is what AWS said about the spot instance; stops keeps the
+	// record of a stop AWS forced (nil: no model store to keep it in).
+	spot  *spotState
+	stops stopRecorder
 	// jupyterName says which Jupyter runs, such as "jupyterlab 4.6.6
 	// (jupyter_server 2.21.1)"; set before the front door serves.
 	jupyterName string
@@ -61,7 +65,11 @@ func New(spec backend.AgentSpec, log *slog.Logger, output io.Writer) *Agent {
 	r.Add(spec.PasswordHash)
 	r.Add(spec.TLSKey)
 	r.Add(spec.Secrets...)
-	return &Agent{spec: spec, log: slog.New(r.Handler(log.Handler())), output: output, redact: r}
+	a := &Agent{spec: spec, log: slog.New(r.Handler(log.Handler())), output: output, redact: r, spot: &spotState{}}
+	if spec.Models != nil {
+		a.stops = storeRecorder{open: a.modelStore}
+	}
+	return a
 }
 
 // Run serves until ctx is done (the caller cancels it on SIGTERM), then
@@ -151,7 +159,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Logger:         a.log,
 		Control:        a.controlHandler(),
 		OnActivity:     a.idle.touch,
-		Banner:         a.idle.banner,
+		Banner:         a.banner,
 		Static:         in.Static,
 	})
 	if err != nil {
@@ -179,8 +187,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	wg.Go(func() { a.pollReady(pollCtx, j) })
 	idleStop := a.watchIdle(pollCtx, j, &wg)
+	spotStop := a.watchSpot(pollCtx, &wg)
 
 	var runErr error
+	var reclaimed *spotNotice
 	select {
 	case <-ctx.Done():
 		a.log.Info("stopping", "reason", context.Cause(ctx))
@@ -188,11 +198,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("jupyter exited unexpectedly: %v (see the lines starting with \"jupyter:\" above)", j.err)
 	case reason := <-idleStop:
 		a.log.Info("stopping", "reason", reason)
+	case n := <-spotStop:
+		a.log.Info("stopping", "reason", "spot interruption")
+		reclaimed = &n
 	}
 	a.ready.Store(false)
 	stopPoll()
 	wg.Wait()
-	if a.StopReason() != "" {
+	if reclaimed != nil {
+		// AWS takes the instance: save within the notice, record it, stop
+		// Jupyter; nothing is released (the stack stays for the next up).
+		a.stopForSpot(*reclaimed, j)
+	} else if a.StopReason() != "" {
 		// A stop of its own: the work is off the server already (the idle
 		// watcher saw to it), Jupyter stops, then a last save takes what
 		// the kernels wrote meanwhile. Only then is the server released;

@@ -288,14 +288,19 @@ type IdleStatus struct {
 	MaxAge     string `json:"max_age"`
 	WarnBefore string `json:"warn_before"`
 	// Size and the price per hour (nil: unknown) and cost so far, in USD.
-	Size         string     `json:"size,omitempty"`
-	CostPerHour  *float64   `json:"cost_per_hour,omitempty"`
-	CostSoFar    *float64   `json:"cost_so_far,omitempty"`
+	Size        string   `json:"size,omitempty"`
+	CostPerHour *float64 `json:"cost_per_hour,omitempty"`
+	CostSoFar   *float64 `json:"cost_so_far,omitempty"`
+	// SpotPrice: the price is an estimate of spot capacity's.
+	SpotPrice    bool       `json:"spot_price,omitempty"`
 	ExtendedTill *time.Time `json:"extended_until,omitempty"`
 	// StopBlocked says why a due stop waits, starting with what failed
 	// ("push failed: ..."): the work is not safe off the server yet, so it
 	// stays up and tries the save again. Absent when no stop waits.
 	StopBlocked string `json:"stop_blocked,omitempty"`
+	// Spot is what AWS said about the server's spot instance (a rebalance
+	// recommendation, an interruption notice); absent when nothing.
+	Spot string `json:"spot,omitempty"`
 }
 
 func (t *idleTracker) status() IdleStatus {
@@ -336,6 +341,7 @@ func (t *idleTracker) status() IdleStatus {
 		price := *p
 		cost := cost.SoFar(price, now.Sub(t.started))
 		s.CostPerHour, s.CostSoFar = &price, &cost
+		s.SpotPrice = t.timers.SpotPrice
 	}
 	return s
 }
@@ -380,7 +386,21 @@ func (a *Agent) idleStatus() *IdleStatus {
 		return nil
 	}
 	s := a.idle.status()
+	s.Spot = a.spot.Note()
 	return &s
+}
+
+// banner is the front door's banner: what AWS said about a spot
+// instance, then the idle warning.
+func (a *Agent) banner() string {
+	note, idle := a.spot.Note(), a.idle.banner()
+	switch {
+	case note == "":
+		return idle
+	case idle == "":
+		return note
+	}
+	return note + " " + idle
 }
 
 // release runs the spec's release command after an idle stop (aws:

@@ -33,6 +33,10 @@ type repoState struct {
 	dir   string                    // private directory of the credential socket
 	save  gitwork.SaveOptions       // the options every save starts from
 	mu    sync.Mutex                // one save at a time
+	// hurry is closed to cut the save under way short (hurrySave);
+	// guarded by hurryMu.
+	hurryMu sync.Mutex
+	hurry   chan struct{}
 	// atStart is where the checkout stood when the agent started.
 	atStart gitwork.Status
 }
@@ -155,6 +159,10 @@ func (a *Agent) saveRepo(ctx context.Context, message string) (gitwork.Result, e
 	defer rs.mu.Unlock()
 	o := rs.save
 	o.Message = message
+	rs.hurryMu.Lock()
+	rs.hurry = make(chan struct{})
+	o.Hurry = rs.hurry
+	rs.hurryMu.Unlock()
 	res, err := rs.repo.Save(ctx, o)
 	if err != nil {
 		a.log.Error("save failed", "err", err)
@@ -162,6 +170,22 @@ func (a *Agent) saveRepo(ctx context.Context, message string) (gitwork.Result, e
 		a.log.Warn("saved, but not onto the branch", "pushed_to", res.PushedTo, "bundle", res.Bundle, "reason", res.Reason)
 	}
 	return res, err
+}
+
+// hurrySave cuts the save under way, if any, short: its push stops and
+// the work goes into a bundle (a spot interruption leaves no time to wait
+// for a slow remote).
+func (a *Agent) hurrySave() {
+	rs := a.repo
+	if rs == nil {
+		return
+	}
+	rs.hurryMu.Lock()
+	defer rs.hurryMu.Unlock()
+	if rs.hurry != nil {
+		close(rs.hurry)
+		rs.hurry = nil
+	}
 }
 
 // SaveResponse is what POST /spinbook/api/save answers.

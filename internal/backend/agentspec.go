@@ -104,6 +104,12 @@ type AgentSpec struct {
 	// backend's wait. The agent's save on SIGTERM takes this less the time
 	// it keeps for stopping the kernels. Zero: unknown (20s of saving).
 	StopGrace time.Duration `json:"stop_grace,omitempty"`
+
+	// Spot: the server runs on EC2 spot capacity (aws, sizes.NAME.spot),
+	// and the agent watches the instance metadata service for a notice
+	// that AWS takes the instance back, and for a rebalance
+	// recommendation. Nil: it does not watch.
+	Spot *SpotWatch `json:"spot,omitempty"`
 }
 
 // WriteAgentSpec writes s to path with mode 0600, replacing any old file.

@@ -16,6 +16,12 @@ type Idle struct {
 	// its price in USD per hour, nil when unknown.
 	Size         string   `json:"size,omitempty"`
 	PricePerHour *float64 `json:"price_per_hour,omitempty"`
+	// SpotPrice: PricePerHour is an estimate of spot capacity's price
+	// (sizes.NAME.spot); OnDemandPerHour is the price should the server
+	// run on-demand instead (spot: prefer with no spot capacity), nil
+	// when unknown.
+	SpotPrice       bool     `json:"spot_price,omitempty"`
+	OnDemandPerHour *float64 `json:"on_demand_per_hour,omitempty"`
 
 	// Release is a command the agent runs as the last step of a stop it
 	// decided itself (idle or max_age), after saving and stopping Jupyter,

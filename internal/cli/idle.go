@@ -16,7 +16,9 @@ import (
 
 // idleSpec is the agent's idle rules and price for a server of size ("":
 // none): the config's timers, and the size's price_per_hour or, on aws,
-// the instance type's on-demand price.
+// the instance type's on-demand price; for a spot size (aws) the size's
+// spot_price or that price less cost.AWSSpotDiscount, with the on-demand
+// price kept for a fallback to on-demand.
 func idleSpec(cfg *config.Config, size string) *backend.Idle {
 	t := cfg.IdleFor(size)
 	spec := &backend.Idle{StopAfter: t.StopAfter, MaxAge: t.MaxAge, WarnBefore: t.WarnBefore, Size: size}
@@ -30,6 +32,18 @@ func idleSpec(cfg *config.Config, size string) *backend.Idle {
 		if p, ok := cost.AWSOnDemand(it); ok {
 			spec.PricePerHour = &p
 		}
+	}
+	if s, ok := cfg.Sizes[size]; ok && cfg.Backend == "aws" && s.SpotMode != config.SpotOff {
+		spec.OnDemandPerHour = spec.PricePerHour
+		switch {
+		case s.SpotPrice != "":
+			spot := s.SpotPriceUSD
+			spec.PricePerHour = &spot
+		case spec.PricePerHour != nil:
+			spot := cost.AWSSpot(*spec.PricePerHour)
+			spec.PricePerHour = &spot
+		}
+		spec.SpotPrice = spec.PricePerHour != nil
 	}
 	return spec
 }
@@ -53,6 +67,12 @@ type idleJSON struct {
 	// size has no price.
 	CostPerHour *float64 `json:"cost_per_hour,omitempty"`
 	CostSoFar   *float64 `json:"cost_so_far,omitempty"`
+	// SpotPrice: the price is an estimate of spot capacity's
+	// (sizes.NAME.spot_price, or cost.AWSSpotDiscount off on-demand).
+	SpotPrice bool `json:"spot_price,omitempty"`
+	// Spot is what AWS said about a spot server's instance (a rebalance
+	// recommendation, an interruption notice).
+	Spot string `json:"spot,omitempty"`
 	// Jupyter is which Jupyter the agent started and its version.
 	Jupyter string `json:"jupyter,omitempty"`
 }
@@ -86,6 +106,8 @@ func idleFromAgent(s *agent.IdleStatus) *idleJSON {
 		StopBlocked:    s.StopBlocked,
 		CostPerHour:    s.CostPerHour,
 		CostSoFar:      s.CostSoFar,
+		SpotPrice:      s.SpotPrice,
+		Spot:           s.Spot,
 	}
 }
 
@@ -138,6 +160,9 @@ func idleRows(i *idleJSON) [][]string {
 	if i.Warning != "" {
 		rows = append(rows, []string{"warning:", "this server " + i.Warning})
 	}
+	if i.Spot != "" {
+		rows = append(rows, []string{"spot:", i.Spot})
+	}
 	if i.CostPerHour != nil {
 		rows = append(rows, []string{"cost:", costText(i)})
 	}
@@ -148,8 +173,12 @@ func costText(i *idleJSON) string {
 	if i == nil || i.CostPerHour == nil {
 		return "-"
 	}
-	return "$" + strconv.FormatFloat(*i.CostSoFar, 'f', 2, 64) + " so far, $" +
+	text := "$" + strconv.FormatFloat(*i.CostSoFar, 'f', 2, 64) + " so far, $" +
 		strconv.FormatFloat(*i.CostPerHour, 'f', -1, 64) + "/h"
+	if i.SpotPrice {
+		text += " (spot, estimated)"
+	}
+	return text
 }
 
 // idleColumns are ls's SIZE, IDLE, STOPS IN and COST columns.

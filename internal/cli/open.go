@@ -20,7 +20,7 @@ func openBackend(cfg *config.Config, log *slog.Logger) (backend.Backend, error) 
 	case "docker":
 		return docker.New(cfg, log, "")
 	case "aws":
-		return aws.New(cfg, log, aws.Options{})
+		return aws.New(cfg, log, aws.Options{Stops: stopRecords(cfg)})
 	case "kubernetes":
 		return kubernetes.New(cfg, log)
 	default:

@@ -125,6 +125,7 @@ this machine, reachable from this machine only, with a generated password.`,
 	root.AddCommand(newAWS(e))
 	root.AddCommand(newSave(e), newGitCredential())
 	root.AddCommand(newExtend(e))
+	root.AddCommand(newIMDSRelay(e))
 	return root
 }
 

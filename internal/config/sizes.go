@@ -39,6 +39,18 @@ type Size struct {
 	// for the estimate `spinbook status` and `ls` show (such as 1.21).
 	// Default on aws: the instance type's on-demand price (package cost).
 	PricePerHour string `yaml:"price_per_hour"`
+	// Spot runs servers of this size on EC2 spot capacity (backend aws):
+	// true (spot only: `up` fails when AWS has none), prefer (spot, else
+	// on-demand with a message when AWS has no spot capacity), or false
+	// (default: on-demand). AWS may take a spot server back with two
+	// minutes' notice; the agent then saves the work and stops Jupyter.
+	Spot string `yaml:"spot"`
+	// SpotPrice is what a spot server of this size costs, in USD per
+	// hour, for the estimate `spinbook status` and `ls` show. Default: the
+	// on-demand price (price_per_hour, or the instance type's) less
+	// cost.AWSSpotDiscount. Spot prices change by zone and hour: this is
+	// an estimate, not what AWS bills.
+	SpotPrice string `yaml:"spot_price"`
 	// Idle overrides the top-level idle keys for servers of this size.
 	Idle Idle `yaml:"idle"`
 	// Storage is the size of the workspace volume (backend kubernetes),
@@ -59,6 +71,10 @@ type Size struct {
 
 	// Price is PricePerHour parsed; filled by Validate.
 	Price float64 `yaml:"-"`
+	// SpotMode is Spot parsed, SpotPriceUSD SpotPrice (0 when not set);
+	// filled by Validate.
+	SpotMode     SpotMode `yaml:"-"`
+	SpotPriceUSD float64  `yaml:"-"`
 }
 
 // SizeNames returns the names of the configured sizes, sorted.
@@ -121,6 +137,7 @@ func (v *validation) sizes() {
 			s.ShmBytes = n
 		}
 		v.sizeAWS(p, &s)
+		v.sizeSpot(p, &s)
 		v.sizeKubernetes(p, &s)
 		v.c.Sizes[name] = s
 	}

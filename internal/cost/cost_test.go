@@ -35,3 +35,17 @@ func TestAWSOnDemand(t *testing.T) {
 		t.Error("an unknown type has a price")
 	}
 }
+
+func TestAWSSpot(t *testing.T) {
+	for _, tt := range []struct {
+		onDemand, want float64
+	}{
+		{1.212, 0.4242}, // g5.2xlarge
+		{0.192, 0.0672}, // m6i.xlarge
+		{0, 0},
+	} {
+		if got := AWSSpot(tt.onDemand); got != tt.want {
+			t.Errorf("AWSSpot(%v) = %v, want %v", tt.onDemand, got, tt.want)
+		}
+	}
+}

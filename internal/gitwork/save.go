@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spinbook/spinbook/internal/atomicfile"
@@ -37,6 +38,10 @@ type SaveOptions struct {
 	StoreBundle func(ctx context.Context, path string) (string, error)
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
+	// Hurry, once closed, cuts the save's network short: a push under way
+	// is stopped and the work goes into a bundle instead (the server is
+	// being taken away: a spot interruption). Nil: never.
+	Hurry <-chan struct{}
 }
 
 // Result says where a save put the work. Saved is the promise: every
@@ -109,6 +114,8 @@ func (r *Repo) Save(ctx context.Context, o SaveOptions) (Result, error) {
 		netCtx, cancel = context.WithTimeout(ctx, time.Until(d)*2/3)
 		defer cancel()
 	}
+	netCtx, hurried := hurry(netCtx, o.Hurry)
+	defer hurried.stop()
 	tryNewBranch := true
 	if res.Branch != "" {
 		switch out, perr := r.push(netCtx, res.Branch); out {
@@ -128,10 +135,13 @@ func (r *Repo) Save(ctx context.Context, o SaveOptions) (Result, error) {
 			res.Reason = fmt.Sprintf("the remote cannot be reached or refused the token (%v)", perr)
 			tryNewBranch = false
 		}
+		if hurried.done() {
+			res.Reason, tryNewBranch = "the push was cut short to save the work in time (the server is being taken away)", false
+		}
 	} else {
 		res.Reason = "HEAD is detached"
 	}
-	if tryNewBranch {
+	if tryNewBranch && !hurried.done() {
 		alt := "spinbook/" + o.User + "/" + now().UTC().Format("20060102T150405Z")
 		switch out, perr := r.push(netCtx, alt); out {
 		case pushed:
@@ -363,4 +373,33 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// hurried says whether a save's Hurry channel closed during it.
+type hurried struct {
+	closed atomic.Bool
+	stop   func() bool
+}
+
+func (h *hurried) done() bool { return h.closed.Load() }
+
+// hurry returns ctx cancelled also when ch closes, and what tells whether
+// it did; stop releases it.
+func hurry(ctx context.Context, ch <-chan struct{}) (context.Context, *hurried) {
+	h := &hurried{stop: func() bool { return false }}
+	if ch == nil {
+		return ctx, h
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ch:
+			h.closed.Store(true)
+			cancel()
+		case <-stopped:
+		}
+	}()
+	h.stop = func() bool { close(stopped); cancel(); return true }
+	return ctx, h
 }

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Progress hears how far a transfer is. Start begins a phase ("checksum",
@@ -165,6 +166,17 @@ func BundleName(user, file string) (string, error) {
 		return "", fmt.Errorf("%w %q: user and file name must not contain /", ErrInvalidName, name)
 	}
 	return name, ValidateName(name)
+}
+
+// StopRecordsPrefix is where the agent of user's server keeps the records
+// of stops it did not choose (a spot interruption), one object each,
+// beside the user's bundles: only that user's server may write there.
+func StopRecordsPrefix(user string) string { return BundlesPrefix + user + "/stops/" }
+
+// StopRecordName is the name of user's stop record for a stop at at
+// (UTC, to the second: a second record of the same stop is refused).
+func StopRecordName(user string, at time.Time) string {
+	return StopRecordsPrefix(user) + at.UTC().Format("20060102T150405Z") + ".json"
 }
 
 // PutBundle stores the git bundle at path as BundleName(user, base of path),

@@ -52,6 +52,9 @@ type AWS struct {
 	http      *http.Client
 	// poll is how often stack progress is asked for.
 	poll time.Duration
+	// stops reads the record a spot server's agent leaves when AWS takes
+	// its instance; nil: no records are read.
+	stops backend.StopRecords
 }
 
 // Options tune New for tests; the zero value is what the command line uses.
@@ -64,6 +67,9 @@ type Options struct {
 	SDK *awssdk.Config
 	// Poll is how often stack progress is asked for; default 5s.
 	Poll time.Duration
+	// Stops reads the stop records of spot servers whose instance AWS
+	// took back (the command line: from the model store); nil: none.
+	Stops backend.StopRecords
 }
 
 // ErrNoRegion and ErrNoCredentials say what is missing before anything
@@ -121,9 +127,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*AWS, error) {
 			o.RequestChecksumCalculation = awssdk.RequestChecksumCalculationWhenRequired
 			o.ResponseChecksumValidation = awssdk.ResponseChecksumValidationWhenRequired
 		}),
-		logs: cloudwatchlogs.NewFromConfig(sdk),
-		http: &http.Client{Timeout: 10 * time.Second},
-		poll: opts.Poll,
+		logs:  cloudwatchlogs.NewFromConfig(sdk),
+		http:  &http.Client{Timeout: 10 * time.Second},
+		poll:  opts.Poll,
+		stops: opts.Stops,
 	}
 	return a, nil
 }

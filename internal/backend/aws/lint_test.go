@@ -23,11 +23,11 @@ const installCFNLint = "scripts/cfn-lint install"
 // network (a VPC of its own, an existing one) with and without TLS, with a
 // model store with and without keys, a warehouse whose password is an
 // ${aws-sm:...} reference, and sizes with GPUs and with a bigger root
-// volume; and a load balancer shared by the site (aws.shared_load_balancer)
+// volume; on spot capacity (spot: true, and a GPU size with spot:
+// prefer); and a load balancer shared by the site (aws.shared_load_balancer)
 // in either network, with and without TLS, the first with the portal's
-// service (aws.portal). Every config's site template
-// and its instance template for every size (and for no size) are linted.
-// Spot sizes join the matrix when they exist (issue 16, item 4).
+// service (aws.portal). Every config's site template and its instance
+// template for every size (and for no size) are linted.
 var lintConfigs = []struct{ name, region, yaml string }{
 	{"own-vpc-tls", "us-east-1", `backend: aws
 access:
@@ -104,6 +104,8 @@ aws:
 const lintSizes = `sizes:
   gpu: {cpus: 8, memory: 60GiB, gpus: 1, shm: 16GiB, instance_type: g5.2xlarge}
   bigdisk: {instance_type: m6i.2xlarge, root_volume_gib: 500}
+  spot: {instance_type: m6i.2xlarge, spot: true}
+  spotgpu: {gpus: 1, instance_type: g5.xlarge, spot: prefer, spot_price: "0.35"}
 `
 
 // lintCanary is a template cfn-lint must fault (E3002, an unknown
@@ -130,7 +132,7 @@ func TestTemplatesLint(t *testing.T) {
 		if err := os.WriteFile(cfg, []byte(c.yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		for _, size := range []string{"", "gpu", "bigdisk"} {
+		for _, size := range []string{"", "gpu", "bigdisk", "spot", "spotgpu"} {
 			dir := filepath.Join(out, c.name, "size-"+size)
 			if size == "" {
 				dir = filepath.Join(out, c.name, "default-size")

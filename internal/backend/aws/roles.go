@@ -118,11 +118,12 @@ func stackRole(site string) *iam.Role {
 				allow([]string{"iam:DeleteRole", "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies",
 					"iam:ListAttachedRolePolicies", "iam:UpdateRole", "iam:UpdateRoleDescription",
 					"iam:UpdateAssumeRolePolicy", "iam:TagRole", "iam:UntagRole"}, taskRolesARN(site)),
-				// The first load balancer or service of an account makes
-				// the service's linked role.
+				// The first load balancer, service or spot instance of an
+				// account makes the service's linked role
+				// (AWSServiceRoleForEC2Spot for spot sizes).
 				when(allow([]string{"iam:CreateServiceLinkedRole"},
 					cfn.Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*")),
-					"StringEquals", "iam:AWSServiceName", []string{"elasticloadbalancing.amazonaws.com", "ecs.amazonaws.com"}),
+					"StringEquals", "iam:AWSServiceName", []string{"elasticloadbalancing.amazonaws.com", "ecs.amazonaws.com", "spot.amazonaws.com"}),
 				// The ECS-optimized AMI's public parameter (ImageId).
 				allow([]string{"ssm:GetParameters", "ssm:GetParameter"},
 					cfn.Sub("arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ecs/optimized-ami/*"),

@@ -69,11 +69,37 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 			return backend.Server{}, err
 		}
 	}
+	name := InstanceStackName(a.site(), spec.User)
+	if p.spot() && p.Size.SpotMode == config.SpotPrefer {
+		// A server that fell back to on-demand stays so until `down`:
+		// spot again would replace its instance.
+		if st, err := a.describe(ctx, name); err != nil {
+			return backend.Server{}, err
+		} else if st != nil && tag(st, tagMarket) == "on-demand" {
+			p.OnDemand = true
+		}
+	}
+	srv, err := a.upInstance(ctx, spec, p, bin, stackRole, progress)
+	if err != nil && p.spot() && isSpotCapacity(err) {
+		if p.Size.SpotMode != config.SpotPrefer {
+			return srv, noSpotCapacity(p, err)
+		}
+		progress(backend.Event{Message: fmt.Sprintf("AWS has no spot capacity for %s now (%s): starting the server ON-DEMAND instead, "+
+			"at the on-demand price (sizes.%s.spot: prefer); it stays on-demand until `spinbook down`",
+			p.instanceType(), spotReason(err), spec.Size)})
+		p.OnDemand = true
+		srv, err = a.upInstance(ctx, spec, p, bin, stackRole, progress)
+	}
+	return srv, err
+}
+
+// upInstance makes user's stack run p, as Up describes.
+func (a *AWS) upInstance(ctx context.Context, spec backend.Spec, p InstanceParams, bin agentBinary, stackRole string, progress func(backend.Event)) (backend.Server, error) {
 	body, err := templateBody(InstanceTemplate(a.cfg, p))
 	if err != nil {
 		return backend.Server{}, err
 	}
-	as := a.agentSpec(spec)
+	as := a.agentSpec(spec, p)
 	digest := deployDigest(body, a.cfg.Image, bin.sum, spec.Size, as)
 	name := InstanceStackName(a.site(), spec.User)
 
@@ -85,11 +111,20 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 		if err != nil {
 			return backend.Server{}, err
 		}
-		if !srv.Ready {
+		if srv.Ready {
+			return srv, nil
+		}
+		if rec := a.reclaimed(ctx, st); rec != nil {
+			// AWS took the spot instance: the stack names an instance
+			// that is gone. A new stack gets a new one.
+			progress(backend.Event{Message: rec.Summary() + "; replacing the stack for a new instance"})
+			if err := a.deleteStack(ctx, name, progress); err != nil {
+				return backend.Server{}, err
+			}
+		} else {
 			progress(backend.Event{Message: "the stack runs this configuration already; waiting for Jupyter"})
 			return a.waitReady(ctx, srv, progress)
 		}
-		return srv, nil
 	}
 
 	data, err := json.Marshal(as)
@@ -111,6 +146,7 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 	tags[tagInstanceType] = p.instanceType()
 	tags[tagAccessDigest] = spec.AccessDigest
 	tags[tagDeployDigest] = digest
+	tags[tagMarket] = p.market()
 	if spec.Size != "" {
 		tags[tagSize] = spec.Size
 	}
@@ -148,7 +184,7 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 }
 
 // agentSpec fills in where things live in the container.
-func (a *AWS) agentSpec(spec backend.Spec) backend.AgentSpec {
+func (a *AWS) agentSpec(spec backend.Spec, p InstanceParams) backend.AgentSpec {
 	as := spec.Agent
 	as.User = spec.User
 	as.Workspace = workspacePath
@@ -174,7 +210,12 @@ func (a *AWS) agentSpec(spec backend.Spec) backend.AgentSpec {
 		idle = *as.Idle
 	}
 	idle.Release = ReleaseCommand(a.site(), spec.User, a.sdk.Region)
+	if idle.SpotPrice && !p.spot() {
+		// A spot size that fell back to on-demand costs on-demand.
+		idle.PricePerHour, idle.SpotPrice = idle.OnDemandPerHour, false
+	}
 	as.Idle = &idle
+	as.Spot = spotWatch(p)
 	if as.ControlToken == "" {
 		// Readiness is asked through the control API: a spec without a
 		// token (the command line always makes one) gets one here.
@@ -362,6 +403,10 @@ func (a *AWS) server(ctx context.Context, st *types.Stack, probe bool) (backend.
 	srv.ControlToken = token
 	ready, detail := a.ready(ctx, srv)
 	srv.Ready = ready
+	if rec := a.reclaimed(ctx, st); !ready && rec != nil {
+		srv.State, srv.Detail = backend.Stopped, rec.Summary()+"; `spinbook up` starts it again"
+		return srv, nil
+	}
 	if !ready {
 		srv.Detail = detail
 		if detail == "" {

@@ -382,6 +382,9 @@ type InstanceParams struct {
 	// other server's: `up` chooses it (rulePriority). 0: the user's
 	// preferred one (preferredPriority), as `aws render` shows.
 	RulePriority int
+	// OnDemand runs a spot size on-demand (spot: prefer, with no spot
+	// capacity to be had).
+	OnDemand bool
 }
 
 // instanceType and rootVolume are the size's, or the defaults.
@@ -468,7 +471,7 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		MetadataOptions: &ec2.LaunchTemplate_MetadataOptions{
 			HttpEndpoint: cfn.String("enabled"), HttpTokens: cfn.String("required"), HttpPutResponseHopLimit: cfn.Int(1),
 		},
-		UserData: cfn.String(cfn.Base64(cfn.SubVars(userData(user, p.Size.GPUCount > 0), map[string]any{
+		UserData: cfn.String(cfn.Base64(cfn.SubVars(userData(user, p.Size.GPUCount > 0)+relayUserData(p), map[string]any{
 			"Cluster":     imp(exportCluster),
 			"AgentBucket": imp(exportAgentBucket),
 		}))),
@@ -477,6 +480,7 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 	if a.KeyName != "" {
 		lt.KeyName = cfn.String(a.KeyName)
 	}
+	lt.InstanceMarketOptions = marketOptions(p)
 	t.Resources["LaunchTemplate"] = &ec2.LaunchTemplate{LaunchTemplateData: lt}
 	t.Resources["Instance"] = &ec2.Instance{
 		LaunchTemplate: &ec2.Instance_LaunchTemplateSpecification{

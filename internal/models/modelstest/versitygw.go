@@ -7,11 +7,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -19,6 +17,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/spinbook/spinbook/internal/proc/proctest"
 )
 
 // Version is the versitygw that scripts/setup --for-tests installs.
@@ -68,16 +68,8 @@ func Start(t testing.TB, secretKey string) *Server {
 		SecretKey: secretKey,
 		Dir:       t.TempDir(),
 	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := proctest.FreeAddr(t)
 	s.Endpoint = "http://" + addr
-	logf, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The keys the tests use belong to an admin account in versitygw's IAM
 	// file, so that they are in no process's argv or environment: the root
 	// account, which needs one of those, gets keys of its own.
@@ -91,36 +83,7 @@ func Start(t testing.TB, secretKey string) *Server {
 	}
 	cmd := exec.Command(bin, "--port", addr, "--quiet", "--iam-dir", iamDir, "posix", s.Dir)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID=root"+randomHex(8), "ROOT_SECRET_ACCESS_KEY=root-"+randomHex(16))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start versitygw: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		logf.Close()
-	})
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("versitygw exited at once:\n%s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not listen on %s within 20s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	proctest.StartListening(t, "versitygw", cmd, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := s.Client(t).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)}); err != nil {
@@ -146,15 +109,6 @@ func (s *Server) Client(t testing.TB) *s3.Client {
 		o.BaseEndpoint = aws.String(s.Endpoint)
 		o.UsePathStyle = true
 	})
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomHex(n int) string {
