@@ -23,8 +23,8 @@ const installCFNLint = "scripts/cfn-lint install"
 // network (a VPC of its own, an existing one) with and without TLS, with a
 // model store with and without keys, a warehouse whose password is an
 // ${aws-sm:...} reference, and sizes with GPUs and with a bigger root
-// volume. Every config's site template and its instance template for every
-// size (and for no size) are linted. Spot sizes and the shared load
+// volume and workspace. Every config's site template and its workspace and
+// instance templates for every size (and for no size) are linted. Spot sizes and the shared load
 // balancer join the matrix when they exist (issue 16, items 4 and 5).
 var lintConfigs = []struct{ name, region, yaml string }{
 	{"own-vpc-tls", "us-east-1", `backend: aws
@@ -76,7 +76,7 @@ aws:
 
 const lintSizes = `sizes:
   gpu: {cpus: 8, memory: 60GiB, gpus: 1, shm: 16GiB, instance_type: g5.2xlarge}
-  bigdisk: {instance_type: m6i.2xlarge, root_volume_gib: 500}
+  bigdisk: {instance_type: m6i.2xlarge, root_volume_gib: 500, storage: 2TiB}
 `
 
 // lintCanary is a template cfn-lint must fault (E3002, an unknown
@@ -116,12 +116,12 @@ func TestTemplatesLint(t *testing.T) {
 				t.Fatalf("spinbook %s exited %d", strings.Join(args, " "), code)
 			}
 			rendered, err := filepath.Glob(filepath.Join(dir, "*.json"))
-			if err != nil || len(rendered) != 2 {
-				t.Fatalf("spinbook %s wrote %v (%v), want the site and the instance template", strings.Join(args, " "), rendered, err)
+			if err != nil || len(rendered) != 3 {
+				t.Fatalf("spinbook %s wrote %v (%v), want the site, workspace and instance templates", strings.Join(args, " "), rendered, err)
 			}
 			for _, f := range rendered {
 				// The site template is the same for every size: once.
-				if size == "" || strings.HasSuffix(f, "-alice.json") {
+				if size == "" || strings.Contains(f, "-alice") {
 					files = append(files, f)
 				}
 			}
