@@ -137,7 +137,9 @@ func SiteTemplate(cfg *config.Config) *cfn.Template {
 		}
 		t.Resources["PrivateRouteTable"] = &ec2.RouteTable{VpcId: vpc, Tags: tagged("private")}
 		for i := range 2 {
-			az := cfn.Select(strconv.Itoa(i), cfn.GetAZs(cfn.Ref("AWS::Region")))
+			// GetAZs of "" is the stack's region, as documented; moto (the tests'
+			// AWS) resolves no Ref inside GetAZs, so the template says it so.
+			az := cfn.Select(strconv.Itoa(i), cfn.GetAZs(""))
 			pub, priv := fmt.Sprintf("PublicSubnet%d", i+1), fmt.Sprintf("PrivateSubnet%d", i+1)
 			t.Resources[pub] = &ec2.Subnet{VpcId: vpc, CidrBlock: cfn.String(publicCIDRs[i]), AvailabilityZone: cfn.String(az),
 				MapPublicIpOnLaunch: cfn.Bool(false), Tags: tagged(fmt.Sprintf("public-%d", i+1))}
