@@ -272,18 +272,40 @@ func (a *AWS) Purge(ctx context.Context, user string, progress func(backend.Even
 	// its id first, so that a purge cut short leaves the stack, which
 	// still names it, for the next one.
 	if ws.volume != "" {
-		progress(backend.Event{Message: fmt.Sprintf("deleting the workspace volume %s", ws.volume)})
-		_, err := a.ec2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: &ws.volume})
-		var ae smithy.APIError
-		switch {
-		case errors.As(err, &ae) && ae.ErrorCode() == "InvalidVolume.NotFound":
-		case errors.As(err, &ae) && ae.ErrorCode() == "VolumeInUse":
-			return fmt.Errorf("delete volume %s: it is still attached (an instance is shutting down?); the workspace is kept: try `spinbook down --purge` again in a minute: %w", ws.volume, err)
-		case err != nil:
-			return fmt.Errorf("delete volume %s: %w", ws.volume, err)
+		if err := a.deleteVolume(ctx, ws.volume, progress); err != nil {
+			return err
 		}
 	}
 	return a.deleteStack(ctx, WorkspaceStackName(a.site(), user), progress)
+}
+
+// detachPolls is how many times deleteVolume tries a volume still
+// attached: the instance of a server just taken down may still be
+// shutting down, which detaches it (a.poll apart: 3 minutes on AWS).
+const detachPolls = 40
+
+// deleteVolume deletes volume; one that is gone already is no error.
+func (a *AWS) deleteVolume(ctx context.Context, volume string, progress func(backend.Event)) error {
+	progress(backend.Event{Message: fmt.Sprintf("deleting the workspace volume %s", volume)})
+	for n := 0; ; n++ {
+		_, err := a.ec2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: &volume})
+		var ae smithy.APIError
+		switch {
+		case err == nil, errors.As(err, &ae) && ae.ErrorCode() == "InvalidVolume.NotFound":
+			return nil
+		case errors.As(err, &ae) && ae.ErrorCode() == "VolumeInUse" && n < detachPolls:
+			if n == 0 {
+				progress(backend.Event{Message: fmt.Sprintf("the volume %s is still attached; waiting for its instance to finish shutting down", volume)})
+			}
+			if err := a.sleep(ctx, n); err != nil {
+				return fmt.Errorf("delete volume %s: %w; the workspace is kept", volume, err)
+			}
+		case errors.As(err, &ae) && ae.ErrorCode() == "VolumeInUse":
+			return fmt.Errorf("delete volume %s: it stays attached (see `aws ec2 describe-volumes --volume-ids %s`); the workspace is kept: try `spinbook down --purge` again later: %w", volume, volume, err)
+		default:
+			return fmt.Errorf("delete volume %s: %w", volume, err)
+		}
+	}
 }
 
 // Volumes implements backend.VolumeLister: every workspace volume of the

@@ -124,11 +124,15 @@ func TestWorkspaceOutlivesTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A volume still attached (an instance shutting down) stays, and so
-	// does its stack, which names it for the next purge.
+	// A volume that stays attached (an instance that does not finish
+	// shutting down) stays, after a while, and so does its stack, which
+	// names it for the next purge.
 	w.si.SetAttached(standInVolume, true)
-	if err := w.be.Purge(ctx, "alice", w.events.add); err == nil || !strings.Contains(err.Error(), "still attached") {
+	if err := w.be.Purge(ctx, "alice", w.events.add); err == nil || !strings.Contains(err.Error(), "stays attached") {
 		t.Errorf("Purge of an attached volume = %v", err)
+	}
+	if n := w.si.CallCount("ec2:DeleteVolume"); n != detachPolls+1 {
+		t.Errorf("Purge tried DeleteVolume %d times, want %d: it waits for the instance's shutdown to detach it", n, detachPolls+1)
 	}
 	if _, _, _, ok := w.si.Stack(ws); !ok || !w.si.HasVolume(standInVolume) {
 		t.Fatal("a failed purge deleted the stack or the volume")
