@@ -38,6 +38,7 @@ type awsWorld struct {
 const (
 	awsCanary    = "CANARY-e2e-aws-dw-password-61f0"
 	awsGitCanary = "CANARY-e2e-aws-git-token-93c2"
+	awsVolume    = "vol-0e2e0e2e0e2e0e2e0"
 )
 
 func newAWSWorld(t *testing.T, cfg string) *awsWorld {
@@ -68,6 +69,12 @@ func newAWSWorld(t *testing.T, cfg string) *awsWorld {
 	si.Outputs["NatAddress"] = "198.51.100.77"
 	si.Outputs["URL"] = agent.URL + "/"
 	si.Outputs["StackRoleArn"] = "arn:aws:iam::123456789012:role/spinbook-e2e-StackRole-0a1b"
+	// The site's private subnet and the workspace volume (the stand-in
+	// makes no volume from a template).
+	si.Outputs["PrivateSubnet"] = "subnet-0e2e0e2e0e2e0e2e0"
+	si.AddSubnet("subnet-0e2e0e2e0e2e0e2e0", "us-east-1a")
+	si.Outputs["VolumeId"] = awsVolume
+	si.AddVolume(awsstandin.Volume{ID: awsVolume, Zone: "us-east-1a"})
 
 	w.world = &world{t: t, stateDir: t.TempDir(), users: map[string]bool{}}
 	w.config = filepath.Join(t.TempDir(), "spinbook.yaml")
@@ -159,6 +166,20 @@ func TestAWSSiteUpDown(t *testing.T) {
 	}
 	if _, ok := w.si.Secret("spinbook/e2e/alice/agent-spec"); ok {
 		t.Error("after down the spec secret remains")
+	}
+	// The workspace volume outlives the server, and holds the site.
+	if r := w.run("status", "--user", "alice"); r.code != 0 || !strings.Contains(r.stdout, awsVolume) || !strings.Contains(r.stdout, "a month") {
+		t.Errorf("status after down does not show the kept workspace: %s", r)
+	}
+	if r := w.run("site", "down"); r.code == 0 || !strings.Contains(r.stderr, "down --purge --user USER") {
+		t.Errorf("site down with a kept workspace: %s", r)
+	}
+	if r := w.run("up", "--user", "alice", "--size", "gpu"); r.code != 0 || !strings.Contains(r.stdout, "workspace: "+awsVolume) {
+		t.Fatalf("up on the kept workspace: %s", r)
+	}
+	if r := w.run("down", "--user", "alice", "--purge", "--snapshot"); r.code != 0 || len(w.si.Snapshots()) != 1 ||
+		!strings.Contains(r.stdout, w.si.Snapshots()[0].ID) || w.si.HasVolume(awsVolume) {
+		t.Fatalf("down --purge --snapshot (snapshots %v, volume kept %v): %s", w.si.Snapshots(), w.si.HasVolume(awsVolume), r)
 	}
 	if r := w.run("site", "down"); r.code != 0 {
 		t.Errorf("site down: %s", r)

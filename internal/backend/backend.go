@@ -60,6 +60,23 @@ type Purger interface {
 	Purge(ctx context.Context, user string, progress func(Event)) error
 }
 
+// A VolumeLister is a Purger that can list the workspace volumes it
+// keeps, whether their servers run or not (for `ls`, as they cost money
+// either way).
+type VolumeLister interface {
+	// Volumes returns every workspace volume, by user.
+	Volumes(ctx context.Context) (map[string]Volume, error)
+}
+
+// A Snapshotter is a Purger that can keep a last copy of a workspace
+// before it is purged (aws: an EBS snapshot), for `down --purge --snapshot`.
+type Snapshotter interface {
+	// Snapshot copies user's workspace and returns the copy's id once it
+	// is complete; the server must be down already. A copy taken by an
+	// earlier call that did not finish is waited for, not taken again.
+	Snapshot(ctx context.Context, user string, progress func(Event)) (id string, err error)
+}
+
 // Spec says which server Up should bring up.
 type Spec struct {
 	// User owns the server; already validated by config.ValidateUser.
@@ -103,9 +120,12 @@ type Server struct {
 	// Ready is true when Jupyter answers behind the front door.
 	Ready bool `json:"ready"`
 	// URL is the front door a person opens; HealthURL answers /healthz and /readyz.
-	URL       string    `json:"url,omitempty"`
-	HealthURL string    `json:"health_url,omitempty"`
-	Workspace string    `json:"workspace,omitempty"`
+	URL       string `json:"url,omitempty"`
+	HealthURL string `json:"health_url,omitempty"`
+	Workspace string `json:"workspace,omitempty"`
+	// Volume is the workspace's own volume, where a backend keeps it
+	// apart from the server and can say what it is (aws: EBS).
+	Volume    *Volume   `json:"workspace_volume,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// Detail says why a server is stopped or failed, and what to do.
 	Detail string `json:"detail,omitempty"`
@@ -124,4 +144,15 @@ type Server struct {
 // Event is one progress report from a long operation.
 type Event struct {
 	Message string
+}
+
+// Volume is a workspace volume that outlives its server.
+type Volume struct {
+	ID   string `json:"id"`
+	GiB  int    `json:"gib"`
+	Type string `json:"type,omitempty"` // gp3
+	Zone string `json:"zone,omitempty"`
+	// MonthlyCost is an estimate in USD of what keeping it costs a month,
+	// whether the server runs or not; nil when unknown.
+	MonthlyCost *float64 `json:"monthly_cost,omitempty"`
 }

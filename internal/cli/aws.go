@@ -37,13 +37,16 @@ func newAWS(e *env) *cobra.Command {
 	var out, size string
 	render := &cobra.Command{
 		Use:   "render --out DIR",
-		Short: "Write the site and instance CloudFormation templates, as `site up` and `up` would deploy them",
-		Long: `Write, for review, the two CloudFormation templates the aws backend deploys:
+		Short: "Write the site, workspace and instance CloudFormation templates, as `site up` and `up` would deploy them",
+		Long: `Write, for review, the three CloudFormation templates the aws backend deploys:
 DIR/spinbook-SITE.json (the site stack: network, security groups, cluster,
-roles, agent bucket) and DIR/spinbook-SITE-USER.json (the user's stack: load
-balancer, instance, its own task role, ECS service). Nothing is contacted; no credentials are
-needed. The templates hold no secret: the instance stack takes the spec
-secret's ARN and version as parameters, filled in by ` + "`spinbook up`" + `.`,
+roles, agent bucket), DIR/spinbook-SITE-USER-Workspace.json (the user's
+workspace volume, kept across down and up) and DIR/spinbook-SITE-USER.json
+(the user's server: load balancer, instance, its own task role, ECS
+service). Nothing is contacted; no credentials are needed. The templates
+hold no secret: the instance stack takes the spec secret's ARN and version
+as parameters, filled in by ` + "`spinbook up`" + `; the workspace stack takes
+its zone, that of the site's private subnet.`,
 		Example: `  spinbook aws render --out review/
   spinbook aws render --user alice --size gpu --out review/`,
 		Args: cobra.NoArgs,
@@ -76,11 +79,16 @@ secret's ARN and version as parameters, filled in by ` + "`spinbook up`" + `.`,
 			if err != nil {
 				return err
 			}
-			files := map[string][]byte{
-				filepath.Join(out, aws.SiteStackName(cfg.AWS.Site)+".json"):           site,
-				filepath.Join(out, aws.InstanceStackName(cfg.AWS.Site, user)+".json"): inst,
+			ws, err := aws.TemplateJSON(aws.WorkspaceTemplate(cfg, user, cfg.WorkspaceGiB(size)))
+			if err != nil {
+				return err
 			}
-			for _, name := range []string{aws.SiteStackName(cfg.AWS.Site), aws.InstanceStackName(cfg.AWS.Site, user)} {
+			files := map[string][]byte{
+				filepath.Join(out, aws.SiteStackName(cfg.AWS.Site)+".json"):            site,
+				filepath.Join(out, aws.WorkspaceStackName(cfg.AWS.Site, user)+".json"): ws,
+				filepath.Join(out, aws.InstanceStackName(cfg.AWS.Site, user)+".json"):  inst,
+			}
+			for _, name := range []string{aws.SiteStackName(cfg.AWS.Site), aws.WorkspaceStackName(cfg.AWS.Site, user), aws.InstanceStackName(cfg.AWS.Site, user)} {
 				path := filepath.Join(out, name+".json")
 				if err := os.WriteFile(path, files[path], 0o644); err != nil {
 					return fmt.Errorf("aws render: %w", err)

@@ -1,14 +1,23 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/backend/aws"
 	"github.com/spinbook/spinbook/internal/backend/aws/awsstandin"
+	"github.com/spinbook/spinbook/internal/config"
 )
 
 // TestAWSRender: `aws render` writes both templates, as JSON, with no
@@ -42,7 +51,7 @@ sizes: {gpu: {gpus: 1, instance_type: g5.2xlarge}}
 	if !strings.Contains(stderr, "PLAIN HTTP") {
 		t.Errorf("no warning about plain HTTP without a certificate: %q", stderr)
 	}
-	for _, name := range []string{"spinbook-team.json", "spinbook-team-alice.json"} {
+	for _, name := range []string{"spinbook-team.json", "spinbook-team-alice-Workspace.json", "spinbook-team-alice.json"} {
 		p := filepath.Join(out, name)
 		if !strings.Contains(stdout, p) {
 			t.Errorf("stdout does not list %s: %q", p, stdout)
@@ -116,5 +125,91 @@ func TestAWSDeleteOwnStack(t *testing.T) {
 	}
 	if _, stdout, _ := runCLI(t, "aws", "--help"); strings.Contains(stdout, "delete-own-stack") {
 		t.Errorf("aws --help lists the hidden command:\n%s", stdout)
+	}
+}
+
+// TestAWSDownPurgeSnapshot: on aws, `down` keeps the workspace volume and
+// `status` shows it with its monthly cost; `down --purge --snapshot`
+// takes the snapshot, prints its id, then deletes the volume; --snapshot
+// without --purge is a usage error that stops nothing.
+func TestAWSDownPurgeSnapshot(t *testing.T) {
+	si := awsstandin.New()
+	t.Cleanup(si.Close)
+	agent := si.Agent(map[string]string{"alice": aws.SecretPrefix("team", "alice") + "agent-spec"})
+	t.Cleanup(agent.Close)
+	const subnet, volume = "subnet-0a1b2c3d4e5f60718", "vol-0123456789abcdef0"
+	for k, v := range map[string]string{"AgentBucket": "spinbook-team-agentbucket-1", "StackRoleArn": "arn:aws:iam::123456789012:role/spinbook-team-StackRole-1",
+		"PrivateSubnet": subnet, "VolumeId": volume, "URL": agent.URL + "/"} {
+		si.Outputs[k] = v
+	}
+	si.AddSubnet(subnet, "us-east-1a")
+	si.AddVolume(awsstandin.Volume{ID: volume, Zone: "us-east-1a"})
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"SPINBOOK_CONFIG": "", "SPINBOOK_USER": "", "AWS_PROFILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_SESSION_TOKEN": "",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_CLOUDFORMATION": "",
+		"AWS_ENDPOINT_URL": si.URL, "AWS_ACCESS_KEY_ID": "AKIDSTANDIN", "AWS_SECRET_ACCESS_KEY": "stand-in-secret",
+	} {
+		t.Setenv(k, v)
+	}
+	cfgPath := filepath.Join(dir, "spinbook.yaml")
+	os.WriteFile(cfgPath, []byte(`backend: aws
+access: {allow: [203.0.113.0/24], insecure_http: true}
+aws: {site: team, region: us-east-1, workspace_size: 100GiB}
+`), 0o600)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentBin, err := awsstandin.AgentELF(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdk := awssdk.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "stand-in-secret", ""),
+		BaseEndpoint: awssdk.String(si.URL)}
+	be, err := aws.New(cfg, slog.New(slog.DiscardHandler), aws.Options{AgentPath: agentBin, SDK: &sdk, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := func(backend.Event) {}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := be.SiteUp(ctx, quiet); err != nil {
+		t.Fatal(err)
+	}
+	spec := backend.Spec{User: "alice", Agent: backend.AgentSpec{ControlToken: "control-token-of-the-test"}}
+	if _, err := be.Up(ctx, spec, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Down(ctx, "alice", quiet); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := runCLI(t, "status", "--config", cfgPath, "--user", "alice")
+	if code != 0 || !strings.Contains(stdout, volume) || !strings.Contains(stdout, "100 GiB gp3 in us-east-1a") || !strings.Contains(stdout, "$8.00 a month") {
+		t.Errorf("status with a kept workspace: exit %d, %s%s; want the volume, its size, zone and monthly cost", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI(t, "ls", "--config", cfgPath)
+	if code != 0 || !strings.Contains(stdout, "alice: no server; workspace "+volume) || !strings.Contains(stdout, "down --purge --user alice") {
+		t.Errorf("ls with a kept workspace: exit %d, %s%s; want a note naming it and its purge", code, stdout, stderr)
+	}
+
+	if code, _, stderr := runCLI(t, "down", "--config", cfgPath, "--user", "alice", "--snapshot"); code != exitUsage || !strings.Contains(stderr, "add --purge") {
+		t.Errorf("down --snapshot without --purge: exit %d, %q", code, stderr)
+	}
+	if !si.HasVolume(volume) || len(si.Snapshots()) != 0 {
+		t.Fatal("a refused down --snapshot touched the volume")
+	}
+	code, stdout, stderr = runCLI(t, "down", "--config", cfgPath, "--user", "alice", "--purge", "--snapshot")
+	snaps := si.Snapshots()
+	if code != 0 || len(snaps) != 1 || !strings.Contains(stdout, "snapshot "+snaps[0].ID) || !strings.Contains(stderr, snaps[0].ID) {
+		t.Fatalf("down --purge --snapshot: exit %d, %s%s; snapshots %+v", code, stdout, stderr, snaps)
+	}
+	if snaps[0].Volume != volume || si.HasVolume(volume) {
+		t.Errorf("the snapshot is of %s (want %s), and the volume is there: %v", snaps[0].Volume, volume, si.HasVolume(volume))
+	}
+	if status, _, _, _ := si.Stack(aws.WorkspaceStackName("team", "alice")); status != "DELETE_COMPLETE" {
+		t.Errorf("the workspace stack is %s after the purge", status)
 	}
 }

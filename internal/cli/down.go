@@ -14,7 +14,7 @@ import (
 
 func newDown(e *env) *cobra.Command {
 	var timeout time.Duration
-	var purge bool
+	var purge, snapshot bool
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "down",
@@ -28,17 +28,30 @@ writes a bundle, as it stops).
 
 Then stop the user's server: Jupyter shuts its kernels down, then the agent
 exits; anything still running after the grace period is killed. The workspace
-stays, so the next ` + "`spinbook up`" + ` finds your files again.
+stays (docker: its volume; kubernetes: its claim; aws: its EBS volume), so
+the next ` + "`spinbook up`" + ` finds your files again.
+
+--purge then deletes the workspace for good, only after the save reached the
+remote (or with --force). On aws, --snapshot first takes an EBS snapshot of
+it and prints the snapshot's id (restore: docs/aws.md).
 
 down is safe to repeat: with no server, it does nothing and says so.`,
 		Example: `  spinbook down
   spinbook down --user alice
-  spinbook down --force       # even if the work cannot be saved`,
+  spinbook down --force       # even if the work cannot be saved
+  spinbook down --purge --snapshot   # aws: delete the workspace, keeping a snapshot`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if snapshot && !purge {
+				return usagef("down --snapshot: a snapshot is taken only of a workspace being deleted; add --purge")
+			}
 			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err
+			}
+			snapper, canSnap := be.(backend.Snapshotter)
+			if snapshot && !canSnap {
+				return usagef("down --snapshot: the %s backend takes no snapshots; leave --snapshot out (nothing was stopped)", be.Name())
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout(cmd, be, "down", timeout))
 			defer cancel()
@@ -61,10 +74,19 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 			if err := be.Down(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
 				return fmt.Errorf("down: %w", err)
 			}
+			var snapID string
 			if purge {
 				pg, ok := be.(backend.Purger)
 				if !ok {
 					return fmt.Errorf("down --purge: the %s backend cannot remove workspaces; the server is down, its workspace kept", be.Name())
+				}
+				if snapshot {
+					if snapID, err = snapper.Snapshot(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
+						return fmt.Errorf("down --purge --snapshot: %w; the server is down, its workspace kept", err)
+					}
+					// Said at once: a purge that fails after it still
+					// leaves the snapshot.
+					fmt.Fprintf(e.stderr, "final snapshot of %s's workspace: %s\n", user, snapID)
 				}
 				if err := pg.Purge(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
 					return fmt.Errorf("down --purge: %w", err)
@@ -75,16 +97,16 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 				return fmt.Errorf("down: %w", err)
 			}
 			if e.json {
-				return ui.JSON(e.stdout, downJSON{serverJSON: serverJSON{Server: after}, Save: saved})
+				return ui.JSON(e.stdout, downJSON{serverJSON: serverJSON{Server: after}, Save: saved, Snapshot: snapID})
 			}
-			if before.State == backend.Absent && !purge {
+			switch {
+			case before.State == backend.Absent && !purge:
 				fmt.Fprintf(e.stdout, "%s has no server; nothing to do\n", user)
-			} else if purge {
+			case purge && snapID != "":
+				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is deleted, its last state kept in snapshot %s\n", user, snapID)
+			case purge:
 				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is deleted\n", user)
-			} else if be.Name() == "aws" {
-				// The workspace lived on the instance, which is gone.
-				fmt.Fprintf(e.stdout, "%s's server is down, its instance and workspace deleted\n", user)
-			} else {
+			default:
 				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is kept\n", user)
 			}
 			return nil
@@ -92,7 +114,8 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
 	cmd.Flags().BoolVar(&force, "force", false, "stop the server even if its work cannot be saved")
-	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the workspace for good (docker: its volume; kubernetes: its claim); only after the save reached the remote, or with --force")
+	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the workspace for good (docker: its volume; kubernetes: its claim; aws: its EBS volume); only after the save reached the remote, or with --force")
+	cmd.Flags().BoolVar(&snapshot, "snapshot", false, "with --purge (aws): take a snapshot of the workspace first and print its id")
 	return cmd
 }
 
@@ -101,6 +124,8 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 type downJSON struct {
 	serverJSON
 	Save *saveJSON `json:"save,omitempty"`
+	// Snapshot is the id of the snapshot --purge --snapshot took.
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // purgeAllowed says whether down --purge may delete the workspace: only when

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +25,10 @@ near: postpone it with ` + "`spinbook extend`" + `) and the estimated cost.
 A server whose stop is due but whose work could not be saved off it stays
 up: status says why in a line "stop blocked: REASON" (--json:
 "stop_blocked"), and the agent tries the save again by itself.
+
+On aws, the workspace line names its EBS volume, size, zone and estimated
+monthly cost, also when the server is down and the workspace kept (--json:
+"workspace_volume").
 
 It also lists the secrets the config names (such as warehouse.password) and
 whether each resolves here and now, as the next up would need; never a value.`,
@@ -49,6 +56,10 @@ whether each resolves here and now, as the next up would need; never a value.`,
 				state += " (Jupyter not answering yet)"
 			}
 			rows := [][]string{{"user:", srv.User}, {"backend:", srv.Backend}, {"state:", state}}
+			if srv.State == backend.Absent && srv.Workspace != "" {
+				// A workspace kept without its server (aws).
+				rows = append(rows, []string{"workspace:", srv.Workspace})
+			}
 			if srv.State != backend.Absent {
 				rows = append(rows, []string{"url:", srv.URL}, []string{"health:", srv.HealthURL},
 					[]string{"workspace:", srv.Workspace})
@@ -87,7 +98,10 @@ func newLs(e *env) *cobra.Command {
 		Long: `List every server of this backend: state, uptime, size, idle time, when it
 stops itself and the estimated cost. A server whose stop is due but whose
 work could not be saved off it shows "(stop blocked)" in its state, and a
-note under the table says why (--json: "stop_blocked").`,
+note under the table says why (--json: "stop_blocked"). On aws, notes under
+the table also name each workspace volume, its size, zone and estimated
+monthly cost, those kept with no server included (--json:
+"workspace_volume" of each server).`,
 		Example: `  spinbook ls
   spinbook ls --json`,
 		Args: cobra.NoArgs,
@@ -114,6 +128,9 @@ note under the table says why (--json: "stop_blocked").`,
 			}
 			if len(servers) == 0 {
 				fmt.Fprintln(e.stderr, "no servers; start one with `spinbook up`")
+				for _, n := range volumeNotes(cmd.Context(), be, servers) {
+					fmt.Fprintln(e.stdout, n)
+				}
 				return nil
 			}
 			var rows [][]string
@@ -130,6 +147,7 @@ note under the table says why (--json: "stop_blocked").`,
 				}
 				rows = append(rows, append([]string{s.User, state, up}, append(idleColumns(idles[i]), s.URL)...))
 			}
+			notes = append(notes, volumeNotes(cmd.Context(), be, servers)...)
 			if err := ui.Table(e.stdout, []string{"USER", "STATE", "UPTIME", "SIZE", "IDLE", "STOPS IN", "COST", "URL"}, rows); err != nil {
 				return err
 			}
@@ -139,4 +157,40 @@ note under the table says why (--json: "stop_blocked").`,
 			return nil
 		},
 	}
+}
+
+// volumeNotes are ls's lines under the table about workspace volumes that
+// outlive their servers (aws): each listed server's, then those kept with
+// no server, which cost money all the same.
+func volumeNotes(ctx context.Context, be backend.Backend, servers []backend.Server) []string {
+	var notes []string
+	listed := map[string]bool{}
+	for _, s := range servers {
+		listed[s.User] = true
+		if s.Volume != nil {
+			notes = append(notes, s.User+": workspace "+volumeText(*s.Volume))
+		}
+	}
+	vl, ok := be.(backend.VolumeLister)
+	if !ok {
+		return notes
+	}
+	vols, err := vl.Volumes(ctx)
+	if err != nil {
+		return append(notes, "workspace volumes: "+err.Error())
+	}
+	for _, user := range slices.Sorted(maps.Keys(vols)) {
+		if !listed[user] {
+			notes = append(notes, user+": no server; workspace "+volumeText(vols[user])+" kept (`spinbook down --purge --user "+user+"` deletes it)")
+		}
+	}
+	return notes
+}
+
+func volumeText(v backend.Volume) string {
+	s := fmt.Sprintf("%s (%d GiB %s in %s)", v.ID, v.GiB, v.Type, v.Zone)
+	if v.MonthlyCost != nil {
+		s += fmt.Sprintf(", about $%.2f a month", *v.MonthlyCost)
+	}
+	return s
 }

@@ -123,6 +123,9 @@ func (e *env) printUp(srv backend.Server, password string) error {
 		fmt.Fprintf(e.stdout, "%s's server is already running: %s\n", srv.User, srv.URL)
 	}
 	e.printTLS(srv)
+	if srv.Volume != nil {
+		fmt.Fprintf(e.stdout, "workspace: %s\n", volumeText(*srv.Volume))
+	}
 	if password != "" {
 		fmt.Fprintf(e.stdout, "password: %s\n", password)
 		fmt.Fprintln(e.stderr, "  (shown only now; to choose your own, run `spinbook password` and set access.password_hash)")

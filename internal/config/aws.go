@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -70,6 +72,24 @@ type AWS struct {
 	// notebooks.example.com.
 	Domain string `yaml:"domain"`
 
+	// WorkspaceSize is the size of each user's workspace, an encrypted gp3
+	// EBS volume kept across `down` and `up` (deleted by `down --purge`),
+	// when the server's size gives none (sizes.NAME.storage): whole GiB,
+	// such as 50GiB, from 1GiB to 16TiB. A larger size on a later `up`
+	// grows the volume; EBS volumes never shrink. Default: 50GiB.
+	WorkspaceSize string `yaml:"workspace_size"`
+
+	// WorkspacePrice is what a GiB of workspace volume costs a month, in
+	// USD, for the estimate `status` and `ls` show (such as 0.0952 in
+	// eu-central-1). Default: gp3's published price in us-east-1 (package
+	// cost).
+	WorkspacePrice string `yaml:"workspace_price_per_gib_month"`
+
+	// WorkspaceGiB and WorkspacePricePerGiB are WorkspaceSize and
+	// WorkspacePrice parsed (0: the default price); filled by Validate.
+	WorkspaceGiB         int     `yaml:"-"`
+	WorkspacePricePerGiB float64 `yaml:"-"`
+
 	// Portal runs the team portal (`spinbook portal`) as an ECS service of
 	// the site stack, behind the shared load balancer at https://DOMAIN/
 	// (see docs/aws.md, "The portal on AWS").
@@ -101,7 +121,32 @@ const (
 	// --size, and DefaultRootVolumeGiB its root volume.
 	DefaultInstanceType  = "m6i.xlarge"
 	DefaultRootVolumeGiB = 100
+	// DefaultWorkspaceSize is aws.workspace_size's default.
+	DefaultWorkspaceSize = "50GiB"
+	// maxVolumeGiB is the largest gp3 volume.
+	maxVolumeGiB = 16384
 )
+
+// WorkspaceGiB is the size in GiB of the workspace volume of a server of
+// size ("": none) on aws: the size's storage, else aws.workspace_size.
+func (c *Config) WorkspaceGiB(size string) int {
+	if s, ok := c.Sizes[size]; ok && s.StorageBytes > 0 {
+		return int(s.StorageBytes >> 30)
+	}
+	return c.AWS.WorkspaceGiB
+}
+
+// volumeGiB checks that n bytes are a gp3 volume's size, whole GiB from 1
+// to 16384, or says what is wrong.
+func volumeGiB(n int64) (int, string) {
+	switch {
+	case n%(1<<30) != 0:
+		return 0, "an EBS volume is a whole number of GiB (such as 50GiB)"
+	case n>>30 < 1 || n>>30 > maxVolumeGiB:
+		return 0, "an EBS volume is between 1GiB and 16TiB"
+	}
+	return int(n >> 30), ""
+}
 
 var (
 	awsRegionRE   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$`)
@@ -174,6 +219,24 @@ func (v *validation) aws() {
 		v.problemf("aws.key_name", "not an EC2 key pair name (printable ASCII, at most 255)")
 	}
 	v.awsShared()
+	if a.WorkspaceSize == "" {
+		a.WorkspaceSize = DefaultWorkspaceSize
+	}
+	if n, msg := parseStorage(a.WorkspaceSize); msg != "" {
+		v.problemf("aws.workspace_size", "%q: %s", a.WorkspaceSize, msg)
+	} else if gib, msg := volumeGiB(n); msg != "" {
+		v.problemf("aws.workspace_size", "%q: %s", a.WorkspaceSize, msg)
+	} else {
+		a.WorkspaceGiB = gib
+	}
+	if a.WorkspacePrice != "" {
+		f, err := strconv.ParseFloat(a.WorkspacePrice, 64)
+		if err != nil || f < 0 || f > 100 || math.IsNaN(f) {
+			v.problemf("aws.workspace_price_per_gib_month", "%q is not a price in USD per GiB-month (example: 0.08)", a.WorkspacePrice)
+		} else {
+			a.WorkspacePricePerGiB = f
+		}
+	}
 
 	if v.c.Backend != "aws" {
 		return
@@ -204,6 +267,11 @@ func (v *validation) aws() {
 		s := v.c.Sizes[name]
 		if s.GPUCount < 0 {
 			v.problemf("sizes."+name+".gpus", "with backend aws, give a number of GPUs (ECS reserves a count), not \"all\"")
+		}
+		if s.StorageBytes > 0 {
+			if _, msg := volumeGiB(s.StorageBytes); msg != "" {
+				v.problemf("sizes."+name+".storage", "%q: with backend aws, the workspace volume's size: %s", s.Storage, msg)
+			}
 		}
 	}
 }

@@ -129,7 +129,7 @@ func TestLoadFull(t *testing.T) {
 		},
 		Image:      DefaultImage,
 		Docker:     defaultDocker(),
-		AWS:        AWS{Site: "main"},
+		AWS:        AWS{Site: "main", WorkspaceSize: "50GiB", WorkspaceGiB: 50},
 		Kubernetes: defaultKubernetes(),
 		Idle:       Idle{StopAfter: "2h", MaxAge: "off", WarnBefore: "10m"},
 		Path:       "testdata/valid/full.yaml",
@@ -191,7 +191,7 @@ func TestDefault(t *testing.T) {
 		},
 		Image:      DefaultImage,
 		Docker:     defaultDocker(),
-		AWS:        AWS{Site: "main"},
+		AWS:        AWS{Site: "main", WorkspaceSize: "50GiB", WorkspaceGiB: 50},
 		Kubernetes: defaultKubernetes(),
 		Idle:       Idle{StopAfter: "2h", MaxAge: "off", WarnBefore: "10m"},
 	}

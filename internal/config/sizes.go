@@ -53,8 +53,9 @@ type Size struct {
 	SpotPrice string `yaml:"spot_price"`
 	// Idle overrides the top-level idle keys for servers of this size.
 	Idle Idle `yaml:"idle"`
-	// Storage is the size of the workspace volume (backend kubernetes),
-	// with a unit like Memory. Default: kubernetes.workspace_size.
+	// Storage is the size of the workspace volume (backend kubernetes:
+	// its claim; backend aws: its EBS volume, whole GiB), with a unit like
+	// Memory. Default: kubernetes.workspace_size, aws.workspace_size.
 	Storage string `yaml:"storage"`
 	// NodeSelector and Tolerations place the server's pod (backend
 	// kubernetes), such as on GPU nodes.

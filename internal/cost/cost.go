@@ -63,6 +63,18 @@ func AWSSpot(onDemand float64) float64 {
 	return math.Round(onDemand*(1-AWSSpotDiscount)*10000) / 10000
 }
 
+// AWSGP3PerGiBMonth is the published price of gp3 EBS storage in us-east-1
+// (see AWSPricesAsOf), in USD per GiB-month; the baseline 3,000 IOPS and
+// 125 MB/s a workspace volume keeps are included. Other regions cost
+// somewhat more: aws.workspace_price_per_gib_month sets another.
+const AWSGP3PerGiBMonth = 0.08
+
+// Monthly is what keeping gib GiB at perGiBMonth costs a month, in USD,
+// rounded to cents.
+func Monthly(perGiBMonth float64, gib int) float64 {
+	return math.Round(perGiBMonth*float64(gib)*100) / 100
+}
+
 // SoFar is what running d at pricePerHour costs, in USD, rounded to cents.
 func SoFar(pricePerHour float64, d time.Duration) float64 {
 	if d < 0 {

@@ -49,3 +49,24 @@ func TestAWSSpot(t *testing.T) {
 		}
 	}
 }
+
+func TestMonthly(t *testing.T) {
+	tests := []struct {
+		name  string
+		price float64
+		gib   int
+		want  float64
+	}{
+		{"the default workspace at gp3's price", AWSGP3PerGiBMonth, 50, 4},
+		{"the largest volume", AWSGP3PerGiBMonth, 16384, 1310.72},
+		{"rounded to cents", 0.0952, 33, 3.14},
+		{"nothing", AWSGP3PerGiBMonth, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Monthly(tt.price, tt.gib); got != tt.want {
+				t.Errorf("Monthly(%v, %d) = %v, want %v", tt.price, tt.gib, got, tt.want)
+			}
+		})
+	}
+}

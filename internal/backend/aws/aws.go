@@ -12,6 +12,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -20,9 +21,12 @@ import (
 )
 
 var (
-	_ backend.Backend     = (*AWS)(nil)
-	_ backend.SiteManager = (*AWS)(nil)
-	_ backend.Patient     = (*AWS)(nil)
+	_ backend.Backend      = (*AWS)(nil)
+	_ backend.SiteManager  = (*AWS)(nil)
+	_ backend.Patient      = (*AWS)(nil)
+	_ backend.Purger       = (*AWS)(nil)
+	_ backend.Snapshotter  = (*AWS)(nil)
+	_ backend.VolumeLister = (*AWS)(nil)
 )
 
 // Tags on both stacks (CloudFormation passes them on to every resource
@@ -31,7 +35,7 @@ const (
 	tagManaged      = backend.LabelManaged
 	tagSite         = "spinbook.site"
 	tagUser         = backend.LabelUser
-	tagRole         = "spinbook.role" // "site" or "instance"
+	tagRole         = "spinbook.role" // "site", "instance" or "workspace"
 	tagSize         = "spinbook.size"
 	tagInstanceType = "spinbook.instance-type"
 	tagAccessDigest = "spinbook.access-digest" // Spec.AccessDigest: a hash of hashes
@@ -49,6 +53,7 @@ type AWS struct {
 	sm        *secretsmanager.Client
 	s3        *s3.Client
 	logs      *cloudwatchlogs.Client
+	ec2       *ec2.Client
 	http      *http.Client
 	// poll is how often stack progress is asked for.
 	poll time.Duration
@@ -128,6 +133,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*AWS, error) {
 			o.ResponseChecksumValidation = awssdk.ResponseChecksumValidationWhenRequired
 		}),
 		logs:  cloudwatchlogs.NewFromConfig(sdk),
+		ec2:   ec2.NewFromConfig(sdk),
 		http:  &http.Client{Timeout: 10 * time.Second},
 		poll:  opts.Poll,
 		stops: opts.Stops,

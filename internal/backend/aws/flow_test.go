@@ -3,12 +3,10 @@ package aws
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -27,21 +25,11 @@ import (
 	"github.com/spinbook/spinbook/internal/config"
 )
 
-// fakeELF writes the smallest static linux/amd64 ELF header there is: what
-// the backend checks before it uploads the agent (no AWS instance ever
-// runs it here).
+// fakeELF is the agent binary the backend uploads (and no instance runs).
 func fakeELF(t *testing.T) string {
 	t.Helper()
-	h := make([]byte, 64)
-	copy(h, "\x7fELF\x02\x01\x01")
-	binary.LittleEndian.PutUint16(h[16:], 2)  // ET_EXEC
-	binary.LittleEndian.PutUint16(h[18:], 62) // EM_X86_64
-	binary.LittleEndian.PutUint32(h[20:], 1)
-	binary.LittleEndian.PutUint16(h[52:], 64) // ehsize
-	binary.LittleEndian.PutUint16(h[54:], 56) // phentsize
-	binary.LittleEndian.PutUint16(h[58:], 64) // shentsize
-	p := filepath.Join(t.TempDir(), "spinbook")
-	if err := os.WriteFile(p, h, 0o755); err != nil {
+	p, err := awsstandin.AgentELF(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -51,24 +39,24 @@ func fakeELF(t *testing.T) string {
 // balancer would, to the holder of a control token a spec secret of site
 // holds (every user's stack reports this one URL).
 func fakeAgent(t *testing.T, si *awsstandin.StandIn, site string, users ...string) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, user := range users {
-			raw, ok := si.Secret(SecretPrefix(site, user) + secretSpec)
-			var spec backend.AgentSpec
-			json.Unmarshal([]byte(raw), &spec)
-			if r.URL.Path == "/spinbook/api/status" && ok && r.Header.Get("Authorization") == "Bearer "+spec.ControlToken {
-				io.WriteString(w, `{"user":"`+user+`","ready":true}`)
-				return
-			}
-		}
-		http.Error(w, "no", http.StatusUnauthorized)
-	}))
+	secrets := map[string]string{}
+	for _, u := range users {
+		secrets[u] = SecretPrefix(site, u) + secretSpec
+	}
+	srv := si.Agent(secrets)
 	t.Cleanup(srv.Close)
 	return srv
 }
 
 // standInStackRole is the StackRoleArn output the stand-in's site reports.
 const standInStackRole = "arn:aws:iam::123456789012:role/spinbook-test-StackRole-AbC123"
+
+// standInSubnet and standInVolume are the stand-in site's private subnet
+// and the workspace volume its workspace stacks report.
+const (
+	standInSubnet = "subnet-0a1b2c3d4e5f60718"
+	standInVolume = "vol-0123456789abcdef0"
+)
 
 type world struct {
 	si     *awsstandin.StandIn
@@ -107,6 +95,12 @@ func newWorldOf(t *testing.T, config string, users ...string) *world {
 	si.Outputs[outputNatAddress] = "198.51.100.77"
 	si.Outputs[outputURL] = agent.URL + "/"
 	si.Outputs[outputStackRole] = standInStackRole
+	// The site's private subnet, and the volume every workspace stack
+	// reports (the stand-in makes no volumes from templates).
+	si.Outputs[exportPrivateSubnet] = standInSubnet
+	si.AddSubnet(standInSubnet, "us-east-1b")
+	si.Outputs[exportWorkspaceVolume] = standInVolume
+	si.AddVolume(awsstandin.Volume{ID: standInVolume, Zone: "us-east-1b"})
 	sdk := awssdk.Config{
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "stand-in-secret", ""),
@@ -250,6 +244,13 @@ func TestFlowUpDownAgainstStandIn(t *testing.T) {
 	if err := w.be.Down(ctx, "alice", w.events.add); err != nil {
 		t.Errorf("second Down: %v", err)
 	}
+	// The workspace outlives the server, and holds the site until purged.
+	if err := w.be.SiteDown(ctx, w.events.add); err == nil || !strings.Contains(err.Error(), "down --purge --user USER") || !strings.Contains(err.Error(), "alice") {
+		t.Errorf("SiteDown with a kept workspace = %v, want a refusal naming alice and the purge", err)
+	}
+	if err := w.be.Purge(ctx, "alice", w.events.add); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
 	if err := w.be.SiteDown(ctx, w.events.add); err != nil {
 		t.Fatalf("SiteDown: %v", err)
 	}
@@ -263,14 +264,8 @@ func TestFlowUpDownAgainstStandIn(t *testing.T) {
 // keeps the AMI and agent parameters, whose change would replace the
 // instance and its workspace.
 func TestFlowUpdateKeepsTheInstance(t *testing.T) {
-	w := newWorld(t)
+	w := newWorldUp(t)
 	ctx := t.Context()
-	if err := w.be.SiteUp(ctx, w.events.add); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.be.Up(ctx, w.spec(), w.events.add); err != nil {
-		t.Fatal(err)
-	}
 	name := InstanceStackName("test", "alice")
 	_, before, _, _ := w.si.Stack(name)
 	bin, err := os.ReadFile(w.be.agentPath)

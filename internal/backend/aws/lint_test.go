@@ -23,11 +23,12 @@ const installCFNLint = "scripts/cfn-lint install"
 // network (a VPC of its own, an existing one) with and without TLS, with a
 // model store with and without keys, a warehouse whose password is an
 // ${aws-sm:...} reference, and sizes with GPUs and with a bigger root
-// volume; on spot capacity (spot: true, and a GPU size with spot:
-// prefer); and a load balancer shared by the site (aws.shared_load_balancer)
-// in either network, with and without TLS, the first with the portal's
-// service (aws.portal). Every config's site template and its instance
-// template for every size (and for no size) are linted.
+// volume and workspace; on spot capacity (spot: true, and a GPU size with
+// spot: prefer); and a load balancer shared by the site
+// (aws.shared_load_balancer) in either network, with and without TLS, the
+// first with the portal's service (aws.portal). Every config's site
+// template and its workspace and instance templates for every size (and
+// for no size) are linted.
 var lintConfigs = []struct{ name, region, yaml string }{
 	{"own-vpc-tls", "us-east-1", `backend: aws
 access:
@@ -103,7 +104,7 @@ aws:
 
 const lintSizes = `sizes:
   gpu: {cpus: 8, memory: 60GiB, gpus: 1, shm: 16GiB, instance_type: g5.2xlarge}
-  bigdisk: {instance_type: m6i.2xlarge, root_volume_gib: 500}
+  bigdisk: {instance_type: m6i.2xlarge, root_volume_gib: 500, storage: 2TiB}
   spot: {instance_type: m6i.2xlarge, spot: true}
   spotgpu: {gpus: 1, instance_type: g5.xlarge, spot: prefer, spot_price: "0.35"}
 `
@@ -145,12 +146,12 @@ func TestTemplatesLint(t *testing.T) {
 				t.Fatalf("spinbook %s exited %d", strings.Join(args, " "), code)
 			}
 			rendered, err := filepath.Glob(filepath.Join(dir, "*.json"))
-			if err != nil || len(rendered) != 2 {
-				t.Fatalf("spinbook %s wrote %v (%v), want the site and the instance template", strings.Join(args, " "), rendered, err)
+			if err != nil || len(rendered) != 3 {
+				t.Fatalf("spinbook %s wrote %v (%v), want the site, workspace and instance templates", strings.Join(args, " "), rendered, err)
 			}
 			for _, f := range rendered {
 				// The site template is the same for every size: once.
-				if size == "" || strings.HasSuffix(f, "-alice.json") {
+				if size == "" || strings.Contains(f, "-alice") {
 					files = append(files, f)
 				}
 			}

@@ -59,8 +59,12 @@ func taskRole(cfg *config.Config, user string) *iam.Role {
 	}
 }
 
-// stackRole is the site's CloudFormation service role for instance
-// stacks: what an instance stack holds, and little more.
+// volumeActions are StackRole's rights over the workspace volumes
+// (docs/aws.md lists them).
+var volumeActions = []string{"ec2:CreateVolume", "ec2:ModifyVolume", "ec2:AttachVolume", "ec2:DetachVolume", "ec2:DeleteVolume"}
+
+// stackRole is the site's CloudFormation service role for instance and
+// workspace stacks: what they hold, and little more.
 func stackRole(site string) *iam.Role {
 	regional := func(service string) string {
 		return cfn.Sub("arn:${AWS::Partition}:" + service + ":${AWS::Region}:${AWS::AccountId}:*")
@@ -97,6 +101,11 @@ func stackRole(site string) *iam.Role {
 					"ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate", "ec2:DeleteLaunchTemplate",
 					"ec2:RunInstances", "ec2:TerminateInstances", "ec2:CreateTags", "ec2:DeleteTags",
 				}, regional("ec2"), cfn.Sub("arn:${AWS::Partition}:ec2:${AWS::Region}::image/*")),
+				// The workspace stacks' volumes: made, grown, attached to
+				// the instance (workspace_template.go); deleted only when
+				// the create of their stack fails. Purges delete them
+				// with the caller's rights.
+				allow(volumeActions, regional("ec2")),
 				// The ECS service in the site's cluster, and its task
 				// definition's tags.
 				allow([]string{"ecs:CreateService", "ecs:UpdateService", "ecs:DeleteService", "ecs:DescribeServices",

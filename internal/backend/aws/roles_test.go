@@ -3,6 +3,8 @@ package aws
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -102,6 +104,11 @@ func TestTaskRoleDeletesOnlyItsOwnStack(t *testing.T) {
 			if deletes != 2 {
 				t.Errorf("the task role may not delete and describe its own stack (%d of the 2 actions)", deletes)
 			}
+			// An idle stop deletes the server, never its workspace.
+			workspace := "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/" + WorkspaceStackName(site, "alice") + "/0a1b2c3d"
+			if glob(own, workspace) {
+				t.Errorf("the task role may delete the workspace stack %s", workspace)
+			}
 		})
 	}
 }
@@ -161,6 +168,16 @@ func TestStackRole(t *testing.T) {
 			if !created {
 				t.Error("StackRole may not create the servers' task roles")
 			}
+			// The workspace stacks' volumes: made, grown, attached.
+			var all []string
+			for _, st := range statements(t, role.Properties) {
+				all = append(all, list(st["Action"])...)
+			}
+			for _, a := range volumeActions {
+				if !slices.Contains(all, a) {
+					t.Errorf("StackRole may not %s, which the workspace stacks need", a)
+				}
+			}
 			// The boundary allows deleting this site's instance stacks only.
 			for _, st := range statements(t, tpl.Resources["TaskBoundary"].Properties) {
 				if slices.Contains(list(st["Action"]), "cloudformation:DeleteStack") &&
@@ -169,5 +186,32 @@ func TestStackRole(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// operatorWorkspaceActions are what `down --purge [--snapshot]` does with
+// the caller's credentials (workspace.go: CreateSnapshot, DeleteVolume;
+// its Describe* calls are in the docs' Network statement).
+var operatorWorkspaceActions = []string{"ec2:CreateSnapshot", "ec2:DeleteVolume"}
+
+// TestWorkspaceIAMDocs: docs/aws.md names every right StackRole has over
+// the workspace volumes, and its operator policy's "Workspaces" statement
+// is exactly what a purge and a snapshot call with the operator's own
+// credentials.
+func TestWorkspaceIAMDocs(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "aws.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range volumeActions {
+		if !strings.Contains(string(doc), "`"+a+"`") {
+			t.Errorf("docs/aws.md does not name StackRole's %s", a)
+		}
+	}
+	_, rest, ok := strings.Cut(string(doc), `{"Sid": "Workspaces"`)
+	line, _, _ := strings.Cut(rest, "]")
+	want := `"Action": ["` + strings.Join(operatorWorkspaceActions, `", "`) + `"`
+	if !ok || !strings.Contains(line, want) {
+		t.Errorf("docs/aws.md's Workspaces statement is %q, want %s", line, want)
 	}
 }

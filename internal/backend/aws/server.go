@@ -79,7 +79,7 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 			p.OnDemand = true
 		}
 	}
-	srv, err := a.upInstance(ctx, spec, p, bin, stackRole, progress)
+	srv, err := a.upInstance(ctx, site, spec, p, bin, stackRole, progress)
 	if err != nil && p.spot() && isSpotCapacity(err) {
 		if p.Size.SpotMode != config.SpotPrefer {
 			return srv, noSpotCapacity(p, err)
@@ -88,43 +88,65 @@ func (a *AWS) Up(ctx context.Context, spec backend.Spec, progress func(backend.E
 			"at the on-demand price (sizes.%s.spot: prefer); it stays on-demand until `spinbook down`",
 			p.instanceType(), spotReason(err), spec.Size)})
 		p.OnDemand = true
-		srv, err = a.upInstance(ctx, spec, p, bin, stackRole, progress)
+		srv, err = a.upInstance(ctx, site, spec, p, bin, stackRole, progress)
 	}
 	return srv, err
 }
 
 // upInstance makes user's stack run p, as Up describes.
-func (a *AWS) upInstance(ctx context.Context, spec backend.Spec, p InstanceParams, bin agentBinary, stackRole string, progress func(backend.Event)) (backend.Server, error) {
-	body, err := templateBody(InstanceTemplate(a.cfg, p))
+func (a *AWS) upInstance(ctx context.Context, site *types.Stack, spec backend.Spec, p InstanceParams, bin agentBinary, stackRole string, progress func(backend.Event)) (backend.Server, error) {
+	tpl := InstanceTemplate(a.cfg, p)
+	body, err := templateBody(tpl)
 	if err != nil {
 		return backend.Server{}, err
 	}
 	as := a.agentSpec(spec, p)
 	digest := deployDigest(body, a.cfg.Image, bin.sum, spec.Size, as)
+	machine, err := machineDigest(tpl)
+	if err != nil {
+		return backend.Server{}, err
+	}
 	name := InstanceStackName(a.site(), spec.User)
 
-	if st, err := a.describe(ctx, name); err != nil {
+	st, err := a.describe(ctx, name)
+	if err != nil {
 		return backend.Server{}, err
-	} else if st != nil && tag(st, tagDeployDigest) == digest &&
-		(st.StackStatus == types.StackStatusCreateComplete || st.StackStatus == types.StackStatusUpdateComplete) {
+	}
+	running := st != nil && (st.StackStatus == types.StackStatusCreateComplete || st.StackStatus == types.StackStatusUpdateComplete ||
+		st.StackStatus == types.StackStatusUpdateRollbackComplete)
+	if running && tag(st, tagDeployDigest) == digest {
 		srv, err := a.server(ctx, st, true)
 		if err != nil {
 			return backend.Server{}, err
+		}
+		if ws, err := a.workspaceOf(ctx, spec.User); err == nil {
+			srv.Volume = a.volume(ws)
 		}
 		if srv.Ready {
 			return srv, nil
 		}
 		if rec := a.reclaimed(ctx, st); rec != nil {
 			// AWS took the spot instance: the stack names an instance
-			// that is gone. A new stack gets a new one.
+			// that is gone. A new stack gets a new one (and the
+			// workspace volume, which the old one let go).
 			progress(backend.Event{Message: rec.Summary() + "; replacing the stack for a new instance"})
 			if err := a.deleteStack(ctx, name, progress); err != nil {
 				return backend.Server{}, err
 			}
+			st, running = nil, false
 		} else {
 			progress(backend.Event{Message: "the stack runs this configuration already; waiting for Jupyter"})
 			return a.waitReady(ctx, srv, progress)
 		}
+	}
+	if running && tag(st, tagMachineDigest) != machine {
+		// An update would replace the instance, and the new one could not
+		// attach the workspace the old one holds until it is gone.
+		return backend.Server{}, fmt.Errorf("%s's server runs on an instance this up would replace (another size, or another spinbook's boot script), which cannot happen while it holds the workspace volume: run `spinbook down`, then `spinbook up` again; the workspace is kept", spec.User)
+	}
+	ws, err := a.ensureWorkspace(ctx, site, spec.User, a.cfg.WorkspaceGiB(spec.Size), stackRole, progress)
+	if err != nil {
+		return backend.Server{}, err
 	}
 
 	data, err := json.Marshal(as)
@@ -147,13 +169,14 @@ func (a *AWS) upInstance(ctx context.Context, spec backend.Spec, p InstanceParam
 	tags[tagAccessDigest] = spec.AccessDigest
 	tags[tagDeployDigest] = digest
 	tags[tagMarket] = p.market()
+	tags[tagMachineDigest] = machine
 	if spec.Size != "" {
 		tags[tagSize] = spec.Size
 	}
 	if p.RulePriority > 0 {
 		tags[tagRulePriority] = strconv.Itoa(p.RulePriority)
 	}
-	st, err := a.deploy(ctx, deployment{
+	st, err = a.deploy(ctx, deployment{
 		name: name,
 		body: body,
 		params: map[string]string{
@@ -178,6 +201,8 @@ func (a *AWS) upInstance(ctx context.Context, spec backend.Spec, p InstanceParam
 		return backend.Server{}, err
 	}
 	srv.ControlToken = as.ControlToken
+	srv.Volume = a.volume(ws)
+	srv.Workspace = describeVolume(srv.Volume)
 	srv, err = a.waitReady(ctx, srv, progress)
 	srv.Started = true
 	return srv, err
@@ -303,13 +328,11 @@ func (a *AWS) ready(ctx context.Context, srv backend.Server) (ready bool, detail
 }
 
 // Down implements backend.Backend: it deletes user's stack and waits,
-// then the user's secrets. The command line saved the work first.
+// then the user's secrets. The command line saved the work first; the
+// workspace volume is kept (Purge deletes it).
 func (a *AWS) Down(ctx context.Context, user string, progress func(backend.Event)) error {
 	if err := a.checkCredentials(ctx); err != nil {
 		return err
-	}
-	if st, err := a.describe(ctx, InstanceStackName(a.site(), user)); err == nil && st != nil && !a.cfg.Repo.Enabled() {
-		progress(backend.Event{Message: "WARNING: no repo is configured, so nothing saved the workspace: it goes with the instance"})
 	}
 	if err := a.deleteStack(ctx, InstanceStackName(a.site(), user), progress); err != nil {
 		return err
@@ -331,39 +354,75 @@ func (a *AWS) Status(ctx context.Context, user string) (backend.Server, error) {
 	if err != nil {
 		return backend.Server{}, err
 	}
-	if st == nil {
-		return backend.Server{User: user, Backend: a.Name(), State: backend.Absent}, nil
+	ws, err := a.workspaceOf(ctx, user)
+	if err != nil {
+		return backend.Server{}, err
 	}
-	return a.server(ctx, st, true)
+	if st == nil {
+		srv := backend.Server{User: user, Backend: a.Name(), State: backend.Absent, Volume: a.volume(ws)}
+		if srv.Volume != nil {
+			srv.Workspace = describeVolume(srv.Volume)
+			srv.Detail = fmt.Sprintf("no server; its workspace %s is kept (about $%.2f a month): `spinbook up` brings the server back on it, `spinbook down --purge` deletes it",
+				srv.Volume.ID, *srv.Volume.MonthlyCost)
+		}
+		return srv, nil
+	}
+	srv, err := a.server(ctx, st, true)
+	if srv.Volume = a.volume(ws); srv.Volume != nil {
+		srv.Workspace = describeVolume(srv.Volume)
+	}
+	return srv, err
 }
 
-// List implements backend.Backend: every instance stack of the site.
+// List implements backend.Backend: every instance stack of the site,
+// with its workspace volume.
 func (a *AWS) List(ctx context.Context) ([]backend.Server, error) {
 	if err := a.checkCredentials(ctx); err != nil {
 		return nil, err
 	}
+	instances, workspaces, err := a.stacks(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []backend.Server
+	for _, st := range instances {
+		srv, err := a.server(ctx, st, false)
+		if err != nil {
+			return nil, err
+		}
+		if v := a.volume(workspaces[srv.User]); v != nil {
+			srv.Volume, srv.Workspace = v, describeVolume(v)
+		}
+		out = append(out, srv)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out, nil
+}
+
+// stacks returns the site's instance stacks and its workspaces, by user.
+func (a *AWS) stacks(ctx context.Context) (instances []*types.Stack, workspaces map[string]*workspace, err error) {
+	workspaces = map[string]*workspace{}
 	p := cloudformation.NewDescribeStacksPaginator(a.cf, &cloudformation.DescribeStacksInput{})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list stacks: %w", err)
+			return nil, nil, fmt.Errorf("list stacks: %w", err)
 		}
 		for i := range page.Stacks {
 			st := &page.Stacks[i]
-			if tag(st, tagManaged) != managedBy || tag(st, tagSite) != a.site() || tag(st, tagRole) != "instance" ||
+			if tag(st, tagManaged) != managedBy || tag(st, tagSite) != a.site() ||
 				st.StackStatus == types.StackStatusDeleteComplete || config.ValidateUser(tag(st, tagUser)) != nil {
 				continue
 			}
-			srv, err := a.server(ctx, st, false)
-			if err != nil {
-				return nil, err
+			switch tag(st, tagRole) {
+			case "workspace":
+				workspaces[tag(st, tagUser)] = workspaceFrom(st)
+			case "instance":
+				instances = append(instances, st)
 			}
-			out = append(out, srv)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
-	return out, nil
+	return instances, workspaces, nil
 }
 
 // server describes stack st; with probe, it also reads the control token
@@ -374,7 +433,7 @@ func (a *AWS) server(ctx context.Context, st *types.Stack, probe bool) (backend.
 		User:         user,
 		Backend:      a.Name(),
 		URL:          output(st, outputURL),
-		Workspace:    workspacePath + " (on the instance; saved to git by `spinbook save` and `down`)",
+		Workspace:    workspacePath + " (on the user's own EBS volume, kept across down and up)",
 		AccessDigest: tag(st, tagAccessDigest),
 	}
 	if st.CreationTime != nil {

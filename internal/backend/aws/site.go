@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
@@ -57,20 +59,29 @@ func (a *AWS) SiteUp(ctx context.Context, progress func(backend.Event)) error {
 }
 
 // SiteDown implements backend.SiteManager: it refuses while any instance
-// stack of the site exists, else empties the agent bucket and deletes the
+// or workspace stack of the site exists, else empties the agent bucket and deletes the
 // site stack.
 func (a *AWS) SiteDown(ctx context.Context, progress func(backend.Event)) error {
-	servers, err := a.List(ctx)
+	if err := a.checkCredentials(ctx); err != nil {
+		return err
+	}
+	instances, workspaces, err := a.stacks(ctx)
 	if err != nil {
 		return err
 	}
-	if len(servers) > 0 {
+	if len(instances) > 0 {
 		var users []string
-		for _, s := range servers {
-			users = append(users, s.User)
+		for _, st := range instances {
+			users = append(users, tag(st, tagUser))
 		}
+		slices.Sort(users)
 		return fmt.Errorf("site %s still has %d server(s) (of: %s); run `spinbook down --user USER` for each first",
-			a.site(), len(servers), strings.Join(users, ", "))
+			a.site(), len(instances), strings.Join(users, ", "))
+	}
+	if len(workspaces) > 0 {
+		users := slices.Sorted(maps.Keys(workspaces))
+		return fmt.Errorf("site %s still keeps %d workspace volume(s) (of: %s); run `spinbook down --purge --user USER` for each first (with --snapshot to keep a last copy)",
+			a.site(), len(workspaces), strings.Join(users, ", "))
 	}
 	st, err := a.describe(ctx, SiteStackName(a.site()))
 	if err != nil || st == nil {

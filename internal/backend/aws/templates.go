@@ -472,8 +472,9 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 			HttpEndpoint: cfn.String("enabled"), HttpTokens: cfn.String("required"), HttpPutResponseHopLimit: cfn.Int(1),
 		},
 		UserData: cfn.String(cfn.Base64(cfn.SubVars(userData(user, p.Size.GPUCount > 0)+relayUserData(p), map[string]any{
-			"Cluster":     imp(exportCluster),
-			"AgentBucket": imp(exportAgentBucket),
+			"Cluster":         imp(exportCluster),
+			"AgentBucket":     imp(exportAgentBucket),
+			"WorkspaceVolume": cfn.ImportValue(workspaceExport(site, user, exportWorkspaceVolume)),
 		}))),
 		TagSpecifications: []ec2.LaunchTemplate_TagSpecification{{ResourceType: cfn.String("instance"), Tags: name("instance")}},
 	}
@@ -565,11 +566,10 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		ContainerDefinitions:    []ecs.TaskDefinition_ContainerDefinition{container},
 		Volumes: []ecs.TaskDefinition_Volume{
 			{Name: cfn.String("agent"), Host: &ecs.TaskDefinition_HostVolumeProperties{SourcePath: cfn.String(hostAgentDir)}},
-			// The workspace outlives a task restart on the instance; it
-			// goes with the instance, after `spinbook down` saved it.
-			{Name: cfn.String("workspace"), DockerVolumeConfiguration: &ecs.TaskDefinition_DockerVolumeConfiguration{
-				Scope: cfn.String("shared"), Autoprovision: cfn.Bool(true), Driver: cfn.String("local"),
-			}},
+			// The workspace: the user's own EBS volume, which the boot
+			// script mounted there; it outlives the instance
+			// (workspace_template.go).
+			{Name: cfn.String("workspace"), Host: &ecs.TaskDefinition_HostVolumeProperties{SourcePath: cfn.String(hostWorkspaceDir)}},
 		},
 	}
 	t.Resources["Service"] = &ecs.Service{
@@ -599,6 +599,8 @@ func InstanceTemplate(cfg *config.Config, p InstanceParams) *cfn.Template {
 		AWSCloudFormationDependsOn: append(waitFor, "Instance"),
 	}
 
+	attachWorkspace(t, site, user)
+
 	t.Outputs[outputInstanceID] = cfn.Output{Value: cfn.Ref("Instance"), Description: cfn.String("the EC2 instance")}
 	return t
 }
@@ -613,14 +615,15 @@ func publicSubnetCount(a config.AWS) int {
 
 // userData is the instance's boot script (a Fn::Sub template: ${...}
 // are stack values, so the script itself uses no shell ${}): join the
-// cluster with the user's attribute, install the aws CLI if missing,
-// fetch the agent binary from the site bucket and check its SHA-256.
+// mount the workspace volume (workspaceBoot), join the cluster with the
+// user's attribute, install the aws CLI if missing, fetch the agent binary
+// from the site bucket and check its SHA-256.
 func userData(user string, gpu bool) string {
 	var b strings.Builder
 	b.WriteString(`#!/bin/bash
 # spinbook: join the cluster, fetch the agent; the Jupyter image stays as it is.
 set -euo pipefail
-cat >>/etc/ecs/ecs.config <<'EOF'
+` + workspaceBoot() + `cat >>/etc/ecs/ecs.config <<'EOF'
 ECS_CLUSTER=${Cluster}
 ECS_ENABLE_TASK_IAM_ROLE=true
 ECS_CONTAINER_STOP_TIMEOUT=2m

@@ -53,8 +53,13 @@ func rendered(t *testing.T) map[string][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ws, err := TemplateJSON(WorkspaceTemplate(cfg, "alice", cfg.WorkspaceGiB(c.size)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		out["site-"+c.config] = site
 		out["instance-"+c.config] = inst
+		out["workspace-"+c.config] = ws
 	}
 	return out
 }
@@ -106,15 +111,18 @@ var pseudo = []string{"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::S
 
 // TestTemplatesResolve: every Ref, GetAtt, Sub variable and DependsOn
 // names a resource, parameter or pseudo-parameter of its template, and
-// every ImportValue an export of the site template.
+// every ImportValue an export of the site template or (the instance's) of
+// the user's workspace template.
 func TestTemplatesResolve(t *testing.T) {
 	all := rendered(t)
 	for name, data := range all {
 		t.Run(name, func(t *testing.T) {
 			tpl := parse(t, data)
 			exports := map[string]bool{}
-			if strings.HasPrefix(name, "instance-") {
-				for _, o := range parse(t, all["site-"+strings.TrimPrefix(name, "instance-")]).Outputs {
+			kind, config, _ := strings.Cut(name, "-")
+			from := map[string][]string{"instance": {"site", "workspace"}, "workspace": {"site"}}[kind]
+			for _, f := range from {
+				for _, o := range parse(t, all[f+"-"+config]).Outputs {
 					if o.Export != nil {
 						exports[o.Export.Name] = true
 					}
@@ -142,7 +150,7 @@ func TestTemplatesResolve(t *testing.T) {
 							}
 						case "Fn::ImportValue":
 							if s, ok := x.(string); !ok || !exports[s] {
-								t.Errorf("ImportValue %v is no export of the site stack", x)
+								t.Errorf("ImportValue %v is no export of the stacks %v", x, from)
 							}
 						case "Fn::Sub":
 							str, local := "", map[string]bool{}

@@ -9,10 +9,12 @@
 // same JSON 1.1 protocol, X-Amz-Target AmazonSSM.GetParameter, for
 // ${aws-ssm:NAME} references) and path-style S3
 // (HeadObject, PutObject, ListObjectsV2, DeleteObject) and CloudWatch
-// Logs' FilterLogEvents (JSON 1.1). The AWS SDK is
+// Logs' FilterLogEvents (JSON 1.1), and the few EC2 calls of a workspace
+// volume's purge and snapshot (ec2.go). The AWS SDK is
 // pointed at it with BaseEndpoint and static credentials.
 //
-// It is not AWS: stacks do not build anything. Each DescribeStacks of a
+// It is not AWS: stacks do not build anything; an output is the literal
+// or parameter the template gives, else the value in Outputs. Each DescribeStacks of a
 // stack in progress moves it one step on, through the events the real
 // service would report, to its final status; a stack told to fail (Fail)
 // reports a failed resource, the others cancelled, and rolls back.
@@ -55,6 +57,10 @@ type StandIn struct {
 	events  map[string][]event // by stack name, oldest first
 	secrets map[string]*secret
 	objects map[string][]byte // "bucket/key"
+	// EC2 (ec2.go)
+	subnets   map[string]string // id: zone
+	volumes   map[string]*Volume
+	snapshots []*Snapshot
 	// CFNRequests are the bodies of every CloudFormation request, and
 	// Calls every operation in order ("cloudformation:CreateStack").
 	CFNRequests []string
@@ -91,6 +97,8 @@ func New() *StandIn {
 		events:     map[string][]event{},
 		secrets:    map[string]*secret{},
 		objects:    map[string][]byte{},
+		subnets:    map[string]string{},
+		volumes:    map[string]*Volume{},
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -206,6 +214,11 @@ func (s *StandIn) serve(w http.ResponseWriter, r *http.Request) {
 		s.secretsManager(w, strings.TrimPrefix(target, "secretsmanager."), body)
 	case r.Method == http.MethodPost && r.URL.Path == "/" && strings.Contains(r.Header.Get("Content-Type"), "x-www-form-urlencoded"):
 		form, _ := url.ParseQuery(string(body))
+		if form.Get("Version") == "2016-11-15" {
+			s.Calls = append(s.Calls, "ec2:"+form.Get("Action"))
+			s.ec2(w, form)
+			return
+		}
 		s.Calls = append(s.Calls, "cloudformation:"+form.Get("Action"))
 		s.CFNRequests = append(s.CFNRequests, string(body))
 		s.cloudFormation(w, form)
@@ -516,9 +529,25 @@ func (s *StandIn) xmlStack(st *stack) xmlStack {
 		x.Tags = append(x.Tags, xmlTag{k, st.tags[k]})
 	}
 	if strings.HasSuffix(st.status, "_COMPLETE") && !strings.Contains(st.status, "ROLLBACK") {
-		var t struct{ Outputs map[string]any }
+		var t struct {
+			Outputs map[string]struct{ Value any }
+		}
 		json.Unmarshal([]byte(st.template), &t)
 		for _, k := range sortedKeys(t.Outputs) {
+			// A literal or a parameter's value is known; what a resource
+			// would make comes from Outputs.
+			switch v := t.Outputs[k].Value.(type) {
+			case string:
+				x.Outputs = append(x.Outputs, xmlOutput{k, v})
+				continue
+			case map[string]any:
+				if ref, ok := v["Ref"].(string); ok {
+					if p, ok := st.params[ref]; ok {
+						x.Outputs = append(x.Outputs, xmlOutput{k, p})
+						continue
+					}
+				}
+			}
 			if v, ok := s.Outputs[k]; ok {
 				x.Outputs = append(x.Outputs, xmlOutput{k, v})
 			}
