@@ -335,7 +335,8 @@ func TestAWSSharedLoadBalancerAndPortal(t *testing.T) {
 			t.Errorf("a CloudFormation request holds the config or a secret")
 		}
 	}
-	if r := w.run("down", "--user", "alice"); r.code != 0 {
+	// --purge: the workspace volume would keep the site up.
+	if r := w.run("down", "--user", "alice", "--purge"); r.code != 0 {
 		t.Fatalf("down: %s", r)
 	}
 	if r := w.run("site", "down"); r.code != 0 {

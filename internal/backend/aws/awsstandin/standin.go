@@ -534,8 +534,14 @@ func (s *StandIn) xmlStack(st *stack) xmlStack {
 		}
 		json.Unmarshal([]byte(st.template), &t)
 		for _, k := range sortedKeys(t.Outputs) {
-			// A literal or a parameter's value is known; what a resource
-			// would make comes from Outputs.
+			// A value the test set wins (a URL that leads to its fake
+			// agent, where DNS would); then a literal or a parameter's
+			// value is known; what a resource would make comes from
+			// Outputs or is missing.
+			if v, ok := s.Outputs[k]; ok {
+				x.Outputs = append(x.Outputs, xmlOutput{k, v})
+				continue
+			}
 			switch v := t.Outputs[k].Value.(type) {
 			case string:
 				x.Outputs = append(x.Outputs, xmlOutput{k, v})
@@ -547,9 +553,6 @@ func (s *StandIn) xmlStack(st *stack) xmlStack {
 						continue
 					}
 				}
-			}
-			if v, ok := s.Outputs[k]; ok {
-				x.Outputs = append(x.Outputs, xmlOutput{k, v})
 			}
 		}
 	}
