@@ -62,6 +62,9 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 			if err != nil {
 				return err
 			}
+			if cfg.Access.PortalOnly {
+				return usagef("access.portal_only is set, so only `spinbook portal` may start servers (nobody could open one started here): start it from the portal, or unset access.portal_only")
+			}
 			if size != "" {
 				if _, err := cfg.LookupSize(size); err != nil {
 					return usageError{err}

@@ -119,6 +119,12 @@ type Access struct {
 	// closed networks only. Default: false.
 	InsecureHTTP bool `yaml:"insecure_http"`
 
+	// PortalOnly turns the servers' own password login off: people get in
+	// only through the team portal's Open (`spinbook portal`, which starts
+	// servers with its key). `spinbook up` refuses it, since a server it
+	// started could then not be opened at all. Default: false.
+	PortalOnly bool `yaml:"portal_only"`
+
 	// TLS makes the front door serve HTTPS: `self-signed` (a certificate
 	// made once per server; `up` prints its fingerprint) or {cert, key}
 	// (PEM files; key may be a secret reference). Plain HTTP is then

@@ -25,6 +25,10 @@ const (
 func (g *Gateway) loginPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	next := SanitizeNext(q.Get("next"))
+	if g.portalOnly && !g.sessions.touch(r.Header["Cookie"], g.cookieName, g.now()) {
+		g.writeMessage(w, http.StatusOK, pagePortalOnly, "")
+		return
+	}
 	if g.sessions.touch(r.Header["Cookie"], g.cookieName, g.now()) {
 		redirect(w, next, http.StatusSeeOther)
 		return
@@ -38,6 +42,11 @@ func (g *Gateway) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // login checks a submitted password and, if it is right, starts a session.
 func (g *Gateway) login(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	if g.portalOnly {
+		g.log.Warn("password login refused: portal only", "client", addrString(client))
+		g.writeMessage(w, http.StatusForbidden, pagePortalOnly, "")
+		return
+	}
 	// A login form is small and quick to send: neither a large nor a
 	// trickling body may hold the handler.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(loginReadTimeout))
