@@ -74,6 +74,9 @@ type Config struct {
 	// warn_before 10m. Sizes may override it (sizes.NAME.idle).
 	Idle Idle `yaml:"idle"`
 
+	// Portal configures `spinbook portal`, the team's web portal.
+	Portal Portal `yaml:"portal"`
+
 	// Path is the file the configuration came from, as given to Load or
 	// Parse; "" when it holds defaults only.
 	Path string `yaml:"-"`
