@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/ui"
 )
 
@@ -42,42 +43,14 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout(cmd, be, "down", timeout))
 			defer cancel()
-			before, err := be.Status(ctx, user)
+			out, before, err := stopServer(ctx, e, cfg, be, user, purge, force)
 			if err != nil {
-				return fmt.Errorf("down: %w", err)
-			}
-			var saved *saveJSON
-			if before.State == backend.Running {
-				if saved, err = saveBeforeDown(ctx, e, cfg, before, force); err != nil {
-					return err
-				}
-			}
-			if purge {
-				if err := purgeAllowed(cfg.Repo.URL != "", saved, force); err != nil {
-					return err
-				}
-			}
-			p := ui.NewProgress(e.stderr)
-			if err := be.Down(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
-				return fmt.Errorf("down: %w", err)
-			}
-			if purge {
-				pg, ok := be.(backend.Purger)
-				if !ok {
-					return fmt.Errorf("down --purge: the %s backend cannot remove workspaces; the server is down, its workspace kept", be.Name())
-				}
-				if err := pg.Purge(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
-					return fmt.Errorf("down --purge: %w", err)
-				}
-			}
-			after, err := be.Status(ctx, user)
-			if err != nil {
-				return fmt.Errorf("down: %w", err)
+				return err
 			}
 			if e.json {
-				return ui.JSON(e.stdout, downJSON{serverJSON: serverJSON{Server: after}, Save: saved})
+				return ui.JSON(e.stdout, out)
 			}
-			if before.State == backend.Absent && !purge {
+			if before == backend.Absent && !purge {
 				fmt.Fprintf(e.stdout, "%s has no server; nothing to do\n", user)
 			} else if purge {
 				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is deleted\n", user)
@@ -95,6 +68,53 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the workspace for good (docker: its volume; kubernetes: its claim); only after the save reached the remote, or with --force")
 	return cmd
 }
+
+// stopServer is down's work, shared with the portal: save first (the
+// save-first rule, see saveBeforeDown), then take the server down, and with
+// purge its workspace. Progress goes to e.stderr. It returns what down
+// --json prints and the server's state before.
+func stopServer(ctx context.Context, e *env, cfg *config.Config, be backend.Backend, user string, purge, force bool) (downJSON, backend.State, error) {
+	before, err := be.Status(ctx, user)
+	if err != nil {
+		return downJSON{}, "", fmt.Errorf("down: %w", err)
+	}
+	var saved *saveJSON
+	if before.State == backend.Running {
+		if saved, err = saveBeforeDown(ctx, e, cfg, before, force); err != nil {
+			return downJSON{}, before.State, refusedError{err}
+		}
+	}
+	if purge {
+		if err := purgeAllowed(cfg.Repo.URL != "", saved, force); err != nil {
+			return downJSON{}, before.State, refusedError{err}
+		}
+	}
+	p := ui.NewProgress(e.stderr)
+	if err := be.Down(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
+		return downJSON{}, before.State, fmt.Errorf("down: %w", err)
+	}
+	if purge {
+		pg, ok := be.(backend.Purger)
+		if !ok {
+			return downJSON{}, before.State, fmt.Errorf("down --purge: the %s backend cannot remove workspaces; the server is down, its workspace kept", be.Name())
+		}
+		if err := pg.Purge(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
+			return downJSON{}, before.State, fmt.Errorf("down --purge: %w", err)
+		}
+	}
+	after, err := be.Status(ctx, user)
+	if err != nil {
+		return downJSON{}, before.State, fmt.Errorf("down: %w", err)
+	}
+	return downJSON{serverJSON: serverJSON{Server: after}, Save: saved}, before.State, nil
+}
+
+// refusedError marks a down that refused to go on, the server untouched:
+// its work could not be saved first, or a purge would lose it.
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string { return e.err.Error() }
+func (e refusedError) Unwrap() error { return e.err }
 
 // downJSON is what `down --json` prints: the server after down, and what
 // the save before it did.

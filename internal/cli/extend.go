@@ -38,23 +38,10 @@ when you step away and want it kept.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			srv, err := be.Status(ctx, user)
+			out, err := extendServer(ctx, be, user, extend)
 			if err != nil {
-				return fmt.Errorf("extend: %w", err)
+				return err
 			}
-			if srv.State != backend.Running {
-				return fmt.Errorf("extend: %s's server is %s; start it with `spinbook up --user %s`", user, srv.State, user)
-			}
-			body, _ := json.Marshal(map[string]string{"for": extend.String()})
-			var st agent.IdleStatus
-			code, err := control(ctx, srv, http.MethodPost, "extend", body, &st)
-			if err == nil && code != http.StatusOK {
-				err = fmt.Errorf("the server answered %d", code)
-			}
-			if err != nil {
-				return fmt.Errorf("extend: %w", err)
-			}
-			out := idleFromAgent(&st)
 			if e.json {
 				return ui.JSON(e.stdout, struct {
 					User string `json:"user"`
@@ -72,4 +59,26 @@ when you step away and want it kept.`,
 	}
 	cmd.Flags().DurationVar(&extend, "for", time.Hour, "keep the server for at least this long from now")
 	return cmd
+}
+
+// extendServer is extend's work, shared with the portal: the server's
+// agent postpones its idle stop by d from now.
+func extendServer(ctx context.Context, be backend.Backend, user string, d time.Duration) (*idleJSON, error) {
+	srv, err := be.Status(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("extend: %w", err)
+	}
+	if srv.State != backend.Running {
+		return nil, refusedError{fmt.Errorf("extend: %s's server is %s; start it with `spinbook up --user %s`", user, srv.State, user)}
+	}
+	body, _ := json.Marshal(map[string]string{"for": d.String()})
+	var st agent.IdleStatus
+	code, err := control(ctx, srv, http.MethodPost, "extend", body, &st)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("the server answered %d", code)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("extend: %w", err)
+	}
+	return idleFromAgent(&st), nil
 }

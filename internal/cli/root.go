@@ -118,7 +118,7 @@ this machine, reachable from this machine only, with a generated password.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInit(e), newUp(e), newDown(e), newStatus(e), newLs(e), newLogs(e),
-		newPassword(e), newVersion(e), newAgent(e),
+		newPassword(e), newVersion(e), newAgent(e), newPortal(e),
 	)
 	root.AddCommand(newModels(e))
 	root.AddCommand(newSite(e))

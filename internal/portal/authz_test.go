@@ -1,0 +1,198 @@
+package portal
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The identities of the authorization table.
+const (
+	anonymous    = "anonymous"
+	asUser       = "user"       // alice, acting on her own server
+	otherUser    = "other user" // bob, acting on alice's
+	asAdmin      = "admin"      // carol
+	apiToken     = "API token"  // alice's token
+	revokedToken = "revoked token"
+)
+
+var identities = []string{anonymous, asUser, otherUser, asAdmin, apiToken, revokedToken}
+
+// route is one page or API call, with the status each identity gets.
+type route struct {
+	method, path string
+	form         url.Values // for page posts, besides csrf
+	body         string     // for API posts
+	want         map[string]int
+}
+
+// TestAuthorization runs every page route and API call as every kind of
+// caller. Alice's server runs throughout, so "not found" is about who
+// asks, never about what exists.
+func TestAuthorization(t *testing.T) {
+	tp := newTestPortal(t, nil)
+	tp.servers.running["alice"] = "small"
+	tp.servers.running["bob"] = ""
+	alice := tp.signIn(t, "alice", alicePassword)
+	bob := tp.signIn(t, "bob", bobPassword)
+	carol := tp.signIn(t, "carol", carolPassword)
+	token := tp.makeToken(t, alice)
+	revoked := tp.makeToken(t, alice)
+	tp.revoke(t, alice, revoked)
+
+	login := http.StatusSeeOther // a page sends the anonymous to /login
+	pages := []route{
+		{method: "GET", path: "/", want: map[string]int{asUser: 200, otherUser: 200, asAdmin: 200}},
+		{method: "GET", path: "/team", want: map[string]int{asUser: 403, otherUser: 403, asAdmin: 200}},
+		{method: "GET", path: "/audit", want: map[string]int{asUser: 200, otherUser: 200, asAdmin: 200}},
+		{method: "GET", path: "/tokens", want: map[string]int{asUser: 200, otherUser: 200, asAdmin: 200}},
+		{method: "POST", path: "/tokens", form: url.Values{"name": {"x"}}, want: map[string]int{asUser: 200, otherUser: 200, asAdmin: 200}},
+		{method: "POST", path: "/tokens/999/revoke", want: map[string]int{asUser: 404, otherUser: 404, asAdmin: 404}},
+		{method: "POST", path: "/servers/alice/save", want: map[string]int{asUser: 303, otherUser: 404, asAdmin: 303}},
+		{method: "POST", path: "/servers/alice/extend", form: url.Values{"for": {"2h"}}, want: map[string]int{asUser: 303, otherUser: 404, asAdmin: 303}},
+		{method: "POST", path: "/servers/alice/open", want: map[string]int{asUser: 200, otherUser: 404, asAdmin: 403}},
+		{method: "GET", path: "/servers/alice/events", want: map[string]int{asUser: 404, otherUser: 404, asAdmin: 404}},
+		{method: "POST", path: "/servers/alice/start", form: url.Values{"size": {"small"}}, want: map[string]int{asUser: 303, otherUser: 404, asAdmin: 303}},
+		{method: "POST", path: "/servers/bob/stop", want: map[string]int{asUser: 404, otherUser: 303, asAdmin: 303}},
+		{method: "POST", path: "/logout", want: map[string]int{asUser: 303, otherUser: 303, asAdmin: 303}},
+	}
+	for _, rt := range pages {
+		rt.want[anonymous], rt.want[apiToken], rt.want[revokedToken] = login, login, login
+	}
+	unauth := http.StatusUnauthorized // the API takes tokens only
+	apis := []route{
+		{method: "GET", path: "/api/v1/me", want: map[string]int{apiToken: 200}},
+		{method: "GET", path: "/api/v1/servers", want: map[string]int{apiToken: 200}},
+		{method: "GET", path: "/api/v1/servers/alice", want: map[string]int{apiToken: 200}},
+		{method: "GET", path: "/api/v1/servers/bob", want: map[string]int{apiToken: 404}},
+		{method: "POST", path: "/api/v1/servers/bob/stop", body: `{}`, want: map[string]int{apiToken: 404}},
+		{method: "POST", path: "/api/v1/servers/bob/save", body: `{}`, want: map[string]int{apiToken: 404}},
+		{method: "POST", path: "/api/v1/servers/alice/save", body: `{"message":"m"}`, want: map[string]int{apiToken: 200}},
+		{method: "POST", path: "/api/v1/servers/alice/extend", body: `{"for":"1h"}`, want: map[string]int{apiToken: 200}},
+		{method: "POST", path: "/api/v1/servers/alice/start", body: `{"size":"small"}`, want: map[string]int{apiToken: 200}},
+	}
+	for _, rt := range apis {
+		for _, id := range identities {
+			if _, ok := rt.want[id]; !ok {
+				rt.want[id] = unauth
+			}
+		}
+	}
+
+	browsers := map[string]browser{asUser: alice, otherUser: bob, asAdmin: carol}
+	for _, rt := range append(pages, apis...) {
+		for _, id := range identities {
+			t.Run(rt.method+" "+rt.path+" as "+id, func(t *testing.T) {
+				var r *http.Request
+				if strings.HasPrefix(rt.path, "/api/") {
+					r = httptest.NewRequest(rt.method, rt.path, strings.NewReader(rt.body))
+				} else if rt.method == "POST" {
+					form := url.Values{}
+					for k, v := range rt.form {
+						form[k] = v
+					}
+					if b, ok := browsers[id]; ok {
+						form.Set("csrf", b.csrf)
+					}
+					r = formPost(rt.path, form)
+				} else {
+					r = httptest.NewRequest(rt.method, rt.path, nil)
+				}
+				switch id {
+				case apiToken:
+					r.Header.Set("Authorization", "Bearer "+token)
+				case revokedToken:
+					r.Header.Set("Authorization", "Bearer "+revoked)
+				case anonymous:
+				default:
+					r.Header.Set("Cookie", browsers[id].cookie)
+				}
+				resp := tp.do(r)
+				for _, u := range []string{"alice", "bob"} { // one start or stop at a time
+					if o := tp.p.operation(u); o != nil {
+						o.wait(t.Context())
+					}
+				}
+				if want := rt.want[id]; resp.StatusCode != want {
+					t.Errorf("status %d, want %d; body: %.300s", resp.StatusCode, want, readBody(t, resp))
+				}
+				if rt.path == "/logout" && resp.StatusCode == 303 && id != anonymous && id != apiToken && id != revokedToken {
+					// Signed out for real: sign in again for the next rows.
+					switch id {
+					case asUser:
+						browsers[id] = tp.signIn(t, "alice", alicePassword)
+					case otherUser:
+						browsers[id] = tp.signIn(t, "bob", bobPassword)
+					case asAdmin:
+						browsers[id] = tp.signIn(t, "carol", carolPassword)
+					}
+				}
+			})
+		}
+	}
+	// A wait for the starts the table began, so none outlives the test.
+	for _, u := range []string{"alice", "bob"} {
+		if o := tp.p.operation(u); o != nil {
+			o.wait(t.Context())
+		}
+	}
+}
+
+// revoke revokes b's token tok on the Tokens page.
+func (tp *testPortal) revoke(t *testing.T, b browser, tok string) {
+	t.Helper()
+	ts, err := tp.p.store.tokens(t.Context(), "alice")
+	if err != nil || len(ts) == 0 {
+		t.Fatalf("tokens: %v", err)
+	}
+	// The newest is tok (made last).
+	r := formPost("/tokens/"+itoa(ts[0].ID)+"/revoke", url.Values{"csrf": {b.csrf}})
+	r.Header.Set("Cookie", b.cookie)
+	if resp := tp.do(r); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	_ = tok
+}
+
+// A person sees their own server only, by page and by API; an admin sees
+// everyone's.
+func TestVisibility(t *testing.T) {
+	tp := newTestPortal(t, nil)
+	tp.servers.running["alice"] = "small"
+	tp.servers.running["bob"] = ""
+	alice := tp.signIn(t, "alice", alicePassword)
+	carol := tp.signIn(t, "carol", carolPassword)
+	list := func(tok string) []string {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/servers", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		var out []struct{ User string }
+		if err := json.Unmarshal([]byte(readBody(t, tp.do(r))), &out); err != nil {
+			t.Fatal(err)
+		}
+		var users []string
+		for _, s := range out {
+			users = append(users, s.User)
+		}
+		sort.Strings(users)
+		return users
+	}
+	if got := list(tp.makeToken(t, alice)); strings.Join(got, ",") != "alice" {
+		t.Errorf("alice's API list: %q, want only alice", got)
+	}
+	if got := list(tp.makeToken(t, carol)); strings.Join(got, ",") != "alice,bob" {
+		t.Errorf("the admin's API list: %q, want alice and bob", got)
+	}
+	if page := pageBody(t, tp, "/", alice.cookie); strings.Contains(page, "bob") {
+		t.Errorf("alice's page mentions bob")
+	}
+	team := pageBody(t, tp, "/team", carol.cookie)
+	for _, want := range []string{"alice", "bob", "$1.50"} {
+		if !strings.Contains(team, want) {
+			t.Errorf("the Team page lacks %q", want)
+		}
+	}
+}
