@@ -10,6 +10,7 @@ import (
 
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
+	"github.com/spinbook/spinbook/internal/portal/client"
 	"github.com/spinbook/spinbook/internal/ui"
 )
 
@@ -37,6 +38,9 @@ down is safe to repeat: with no server, it does nothing and says so.`,
   spinbook down --force       # even if the work cannot be saved`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ok, err := e.viaPortal(func(pc *client.Client) error { return e.downViaPortal(cmd, pc, purge, force, timeout) }); ok || err != nil {
+				return err
+			}
 			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err
@@ -50,16 +54,7 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 			if e.json {
 				return ui.JSON(e.stdout, out)
 			}
-			if before == backend.Absent && !purge {
-				fmt.Fprintf(e.stdout, "%s has no server; nothing to do\n", user)
-			} else if purge {
-				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is deleted\n", user)
-			} else if be.Name() == "aws" {
-				// The workspace lived on the instance, which is gone.
-				fmt.Fprintf(e.stdout, "%s's server is down, its instance and workspace deleted\n", user)
-			} else {
-				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is kept\n", user)
-			}
+			fmt.Fprintln(e.stdout, downMessage(user, be.Name(), before == backend.Absent, purge))
 			return nil
 		},
 	}
@@ -67,6 +62,20 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 	cmd.Flags().BoolVar(&force, "force", false, "stop the server even if its work cannot be saved")
 	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the workspace for good (docker: its volume; kubernetes: its claim); only after the save reached the remote, or with --force")
 	return cmd
+}
+
+// downMessage tells a person what down did.
+func downMessage(user, backendName string, wasAbsent, purge bool) string {
+	switch {
+	case wasAbsent && !purge:
+		return user + " has no server; nothing to do"
+	case purge:
+		return user + "'s server is down; the workspace is deleted"
+	case backendName == "aws":
+		// The workspace lived on the instance, which is gone.
+		return user + "'s server is down, its instance and workspace deleted"
+	}
+	return user + "'s server is down; the workspace is kept"
 }
 
 // stopServer is down's work, shared with the portal: save first (the

@@ -147,7 +147,7 @@ func (s *portalServers) Start(ctx context.Context, user, size string, progress f
 	}
 	// A generated password is not shown to anyone: the portal's Open is
 	// the way in.
-	return json.Marshal(serverJSON{Server: res.Server, idleJSON: idleOf(ctx, res.Server)})
+	return json.Marshal(serverJSON{Server: res.Server, IdleJSON: idleOf(ctx, res.Server)})
 }
 
 func (s *portalServers) Stop(ctx context.Context, user string, purge, force bool, progress func(string)) (json.RawMessage, error) {
@@ -186,10 +186,7 @@ func (s *portalServers) Extend(ctx context.Context, user string, d time.Duration
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(struct {
-		User string `json:"user"`
-		*idleJSON
-	}{user, out})
+	return json.Marshal(extendJSON{User: user, IdleJSON: out})
 }
 
 func (s *portalServers) Status(ctx context.Context, user string) (json.RawMessage, error) {
@@ -197,7 +194,7 @@ func (s *portalServers) Status(ctx context.Context, user string) (json.RawMessag
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}
-	return json.Marshal(serverJSON{Server: srv, idleJSON: idleOf(ctx, srv)})
+	return json.Marshal(serverJSON{Server: srv, IdleJSON: idleOf(ctx, srv)})
 }
 
 func (s *portalServers) List(ctx context.Context) ([]json.RawMessage, error) {
@@ -208,7 +205,7 @@ func (s *portalServers) List(ctx context.Context) ([]json.RawMessage, error) {
 	idles := idleOfAll(ctx, s.be, servers)
 	out := make([]json.RawMessage, 0, len(servers))
 	for i, srv := range servers {
-		data, err := json.Marshal(serverJSON{Server: srv, idleJSON: idles[i]})
+		data, err := json.Marshal(serverJSON{Server: srv, IdleJSON: idles[i]})
 		if err != nil {
 			return nil, err
 		}

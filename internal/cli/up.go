@@ -11,6 +11,7 @@ import (
 
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
+	"github.com/spinbook/spinbook/internal/portal/client"
 	"github.com/spinbook/spinbook/internal/secret"
 	"github.com/spinbook/spinbook/internal/ui"
 )
@@ -24,7 +25,7 @@ type serverJSON struct {
 	Secrets []secretJSON `json:"secrets,omitempty"`
 	// Activity, the coming idle stop and cost, and which Jupyter runs
 	// (status and ls, running servers).
-	*idleJSON
+	*IdleJSON
 }
 
 func newUp(e *env) *cobra.Command {
@@ -58,6 +59,9 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
   spinbook up --size gpu            # with the resources of sizes.gpu`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ok, err := e.viaPortal(func(pc *client.Client) error { return e.upViaPortal(cmd, pc, size, timeout) }); ok || err != nil {
+				return err
+			}
 			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err

@@ -118,4 +118,3 @@ func (v *validation) portal() {
 		o.GroupsClaim = "groups"
 	}
 }
-
