@@ -155,6 +155,7 @@ type testPortal struct {
 	dir     string
 	key     ed25519.PrivateKey
 	cfg     *config.Config
+	oidc    *OIDC
 }
 
 func newTestPortal(t *testing.T, mod func(*config.Config)) *testPortal {
@@ -183,7 +184,7 @@ func newTestPortal(t *testing.T, mod func(*config.Config)) *testPortal {
 func (tp *testPortal) start(t *testing.T) {
 	t.Helper()
 	p, err := New(t.Context(), Options{
-		Config: tp.cfg, Servers: tp.servers, StateDir: tp.dir, Key: tp.key, Out: tp.out,
+		Config: tp.cfg, Servers: tp.servers, StateDir: tp.dir, Key: tp.key, Out: tp.out, OIDC: tp.oidc,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: tp.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
