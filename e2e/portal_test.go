@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -121,12 +120,12 @@ portal:
 
 // startPortal runs `spinbook portal` in w until the test ends, and waits
 // until it answers. It returns the portal's output.
-func startPortal(t *testing.T, w *world, url string) *syncedBuffer {
+func startPortal(t *testing.T, w *world, url string) *syncBuffer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "portal", "--state-dir", filepath.Join(t.TempDir(), "portal"))
 	cmd.Env = w.env
-	out := &syncedBuffer{}
+	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -154,21 +153,4 @@ func startPortal(t *testing.T, w *world, url string) *syncedBuffer {
 		return resp.StatusCode == http.StatusOK
 	})
 	return out
-}
-
-type syncedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
