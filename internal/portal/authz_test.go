@@ -196,3 +196,25 @@ func TestVisibility(t *testing.T) {
 		}
 	}
 }
+
+// The size picker starts at the size the person chose last, kept in the
+// portal's per-user settings across restarts.
+func TestLastSizeRemembered(t *testing.T) {
+	tp := newTestPortal(t, nil)
+	alice := tp.signIn(t, "alice", alicePassword)
+	if page := pageBody(t, tp, "/", alice.cookie); strings.Contains(page, "selected") {
+		t.Fatalf("a size is preselected before any start")
+	}
+	r := formPost("/servers/alice/start", url.Values{"csrf": {alice.csrf}, "size": {"small"}})
+	r.Header.Set("Cookie", alice.cookie)
+	if resp := tp.do(r); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("start: %d", resp.StatusCode)
+	}
+	tp.p.operation("alice").wait(t.Context())
+	tp.servers.running = map[string]string{} // stopped meanwhile, by idle
+	tp.p.Close()
+	tp.start(t)
+	if page := pageBody(t, tp, "/", alice.cookie); !strings.Contains(page, "<option selected>small</option>") {
+		t.Errorf("after a restart, the picker does not start at small")
+	}
+}

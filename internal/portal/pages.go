@@ -58,6 +58,7 @@ type pageData struct {
 
 	Server   *serverView   // My servers
 	Sizes    []string      // My servers
+	LastSize string        // My servers: the size the person chose last
 	Op       *opView       // My servers: the start or stop under way or just done
 	Servers  []*serverView // Team
 	Audit    []auditEntry  // Audit
@@ -143,6 +144,7 @@ type opView struct {
 func (p *Portal) myServers(w http.ResponseWriter, r *http.Request, id who) {
 	d := p.base(id, "My server", "mine")
 	d.Sizes = p.cfg.SizeNames()
+	d.LastSize, _, _ = p.store.setting(r.Context(), id.User, "size")
 	status, err := p.servers.Status(r.Context(), id.User)
 	if err != nil {
 		d.Error = "The portal could not ask for your server's status: " + err.Error()
