@@ -218,3 +218,29 @@ func TestLastSizeRemembered(t *testing.T) {
 		t.Errorf("after a restart, the picker does not start at small")
 	}
 }
+
+// An admin's stop keeps the save-first rule: when bob's work cannot be
+// saved, his server keeps running, the API says 409, and Team says why.
+func TestStopRefusedWhenUnsaved(t *testing.T) {
+	tp := newTestPortal(t, nil)
+	tp.servers.running["bob"] = ""
+	tp.servers.unsaved["bob"] = true
+	carol := tp.signIn(t, "carol", carolPassword)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/servers/bob/stop", strings.NewReader(`{}`))
+	r.Header.Set("Authorization", "Bearer "+tp.makeToken(t, carol))
+	resp := tp.do(r)
+	if body := readBody(t, resp); resp.StatusCode != http.StatusConflict || !strings.Contains(body, "did not reach the remote") {
+		t.Errorf("API stop of unsaved work: %d %s, want 409 saying why", resp.StatusCode, body)
+	}
+	page := formPost("/servers/bob/stop", url.Values{"csrf": {carol.csrf}})
+	page.Header.Set("Cookie", carol.cookie)
+	tp.do(page)
+	tp.p.operation("bob").wait(t.Context())
+	team := pageBody(t, tp, "/team", carol.cookie)
+	if !strings.Contains(team, "stop failed") || !strings.Contains(team, "did not reach the remote") {
+		t.Errorf("the Team page does not say the stop failed and why")
+	}
+	if _, ok := tp.servers.running["bob"]; !ok {
+		t.Errorf("bob's server was stopped with its work unsaved")
+	}
+}

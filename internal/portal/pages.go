@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -100,6 +99,12 @@ func (p *Portal) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p.message(w, http.StatusInternalServerError, "Something went wrong", "The portal could not do that.", "Try again; if it persists, the portal's log says why.")
 }
 
+// notices are what a page says after an action that redirected to it.
+var notices = map[string]string{
+	"save":   "Saved.",
+	"extend": "The idle stop is postponed.",
+}
+
 // serverView is what the pages show of a server: the fields of its status
 // object, and what the portal adds.
 type serverView struct {
@@ -121,6 +126,9 @@ type serverView struct {
 
 	CostToday *float64 `json:"-"`
 	CostMonth *float64 `json:"-"`
+	// LastError says why the portal's last start or stop of it failed
+	// (such as a stop refused because the work could not be saved).
+	LastError string `json:"-"`
 }
 
 func parseView(data json.RawMessage) *serverView {
@@ -162,10 +170,7 @@ func (p *Portal) myServers(w http.ResponseWriter, r *http.Request, id who) {
 			}
 		}
 	}
-	d.Notice = r.URL.Query().Get("notice")
-	if len(d.Notice) > 200 {
-		d.Notice = ""
-	}
+	d.Notice = notices[r.URL.Query().Get("done")] // fixed texts: a link cannot put words on the page
 	p.render(w, http.StatusOK, "mine", d)
 }
 
@@ -209,12 +214,14 @@ func (p *Portal) team(w http.ResponseWriter, r *http.Request, id who) {
 	for _, s := range all {
 		v := parseView(s)
 		p.addCost(r.Context(), v)
+		if o := p.operation(v.User); o != nil {
+			if _, done, _, err, _ := o.snapshot(0); done && err != nil && p.now().Sub(o.Began) < 10*time.Minute {
+				v.LastError = o.Action + " failed: " + err.Error()
+			}
+		}
 		d.Servers = append(d.Servers, v)
 	}
-	d.Notice = r.URL.Query().Get("notice")
-	if len(d.Notice) > 200 {
-		d.Notice = ""
-	}
+	d.Notice = notices[r.URL.Query().Get("done")] // fixed texts: a link cannot put words on the page
 	p.render(w, http.StatusOK, "team", d)
 }
 
@@ -323,11 +330,7 @@ func (p *Portal) serverAction(w http.ResponseWriter, r *http.Request, id who) {
 			p.message(w, errorCode(err), "Could not "+action, err.Error(), "")
 			return
 		}
-		notice := "Saved."
-		if action == "extend" {
-			notice = "The idle stop is postponed."
-		}
-		http.Redirect(w, r, back+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+		http.Redirect(w, r, back+"?done="+action, http.StatusSeeOther)
 	}
 }
 
