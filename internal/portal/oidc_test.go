@@ -41,6 +41,12 @@ func oidcPortal(t *testing.T) (*testPortal, *oidctest.Provider, *httptest.Server
 // signInOIDC signs account in through the provider as a browser would and
 // returns the browser's client, and the callback URL it delivered.
 func signInOIDC(t *testing.T, op *oidctest.Provider, srv *httptest.Server, account string) (*http.Client, *url.URL, *http.Response) {
+	return signInOIDCDelivered(t, op, srv, account, nil)
+}
+
+// signInOIDCDelivered is signInOIDC with the provider's redirect delivered
+// by another client (nil: the browser that began).
+func signInOIDCDelivered(t *testing.T, op *oidctest.Provider, srv *httptest.Server, account string, deliver *http.Client) (*http.Client, *url.URL, *http.Response) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -61,7 +67,10 @@ func signInOIDC(t *testing.T, op *oidctest.Provider, srv *httptest.Server, accou
 	if err != nil {
 		t.Fatalf("login at the provider: %v", err)
 	}
-	resp, err = hc.Get(back.String())
+	if deliver == nil {
+		deliver = hc
+	}
+	resp, err = deliver.Get(back.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,25 +123,8 @@ func TestOIDCSignIn(t *testing.T) {
 		})
 	}
 	// A callback delivered to another browser (login CSRF) is refused.
-	_, back, resp := func() (*http.Client, *url.URL, *http.Response) {
-		jar, _ := cookiejar.New(nil)
-		hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		r, err := hc.Get(srv.URL + "/oidc/login")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Body.Close()
-		back, err := op.Login(t.Context(), r.Header.Get("Location"), "bob", op.Password(t, "bob"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		other := &http.Client{CheckRedirect: hc.CheckRedirect}
-		resp, err := other.Get(back.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return other, back, resp
-	}()
+	other := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	_, back, resp := signInOIDCDelivered(t, op, srv, "bob", other)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("callback %s in a browser that did not start it: %d, want 400", back.Path, resp.StatusCode)
