@@ -44,6 +44,16 @@ func target(id who, user string) *actionError {
 	return nil
 }
 
+// validAction is action if it is one the portal knows, else "?": the audit
+// log keeps no text a caller made up.
+func validAction(action string) string {
+	switch action {
+	case "start", "stop", "save", "extend", "open":
+		return action
+	}
+	return "?"
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."

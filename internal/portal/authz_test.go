@@ -189,6 +189,16 @@ func TestVisibility(t *testing.T) {
 	if page := pageBody(t, tp, "/", alice.cookie); strings.Contains(page, "bob") {
 		t.Errorf("alice's page mentions bob")
 	}
+	// Her attempt on bob's server is refused, and in the audit log.
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/servers/bob/stop", strings.NewReader(`{}`))
+	r.Header.Set("Authorization", "Bearer "+tp.makeToken(t, alice))
+	if resp := tp.do(r); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("alice stopping bob's: %d", resp.StatusCode)
+	}
+	log, err := tp.p.store.auditLog(t.Context(), "", 10)
+	if err != nil || len(log) == 0 || log[0].User != "alice" || log[0].Action != "stop" || log[0].Target != "bob" || !strings.HasPrefix(log[0].Result, "refused") {
+		t.Errorf("audit log after the refusal: %+v, %v", log, err)
+	}
 	team := pageBody(t, tp, "/team", carol.cookie)
 	for _, want := range []string{"alice", "bob", "$1.50"} {
 		if !strings.Contains(team, want) {

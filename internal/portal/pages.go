@@ -298,6 +298,7 @@ func (p *Portal) revokeToken(w http.ResponseWriter, r *http.Request, id who) {
 func (p *Portal) serverAction(w http.ResponseWriter, r *http.Request, id who) {
 	user, action := r.PathValue("user"), r.PathValue("action")
 	if ae := target(id, user); ae != nil {
+		p.record(r, id, validAction(action), validOr(user), "refused: not visible to "+id.User)
 		p.message(w, ae.Code, "Not found", ae.Msg, "")
 		return
 	}
