@@ -4,16 +4,22 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/spinbook/spinbook/internal/gitwork/gittest"
 	"github.com/spinbook/spinbook/internal/portal/oidctest"
+	"github.com/spinbook/spinbook/internal/secret"
 )
 
 // portalPorts keeps the portal test's servers clear of the others' ports;
@@ -122,19 +128,40 @@ portal:
 // until it answers. It returns the portal's output.
 func startPortal(t *testing.T, w *world, url string) *syncBuffer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "portal", "--state-dir", filepath.Join(t.TempDir(), "portal"))
-	cmd.Env = w.env
 	out := &syncBuffer{}
+	startPortalOut(t, w, url, filepath.Join(t.TempDir(), "portal"), out)
+	return out
+}
+
+// startPortalIn runs `spinbook portal --state-dir state` in w and waits
+// until it answers; the function it returns stops it (as does the test's
+// end).
+func startPortalIn(t *testing.T, w *world, url, state string) (stop func()) {
+	t.Helper()
+	return startPortalOut(t, w, url, state, &syncBuffer{})
+}
+
+func startPortalOut(t *testing.T, w *world, url, state string, out *syncBuffer) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "portal", "--state-dir", state)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.Env = w.env
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		<-done
+		stop()
 		if t.Failed() {
 			t.Logf("portal output:\n%s", out)
 		}
@@ -152,5 +179,81 @@ func startPortal(t *testing.T, w *world, url string) *syncBuffer {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return out
+	return stop
+}
+
+// TestPortalRestart: a portal over the local backend starts dora's server
+// through the API, is stopped and started again, and still knows her
+// session, her token and her running server; then stops it.
+func TestPortalRestart(t *testing.T) {
+	needJupyter(t)
+	const password = "dora-portal-pw-81x"
+	hash, err := secret.HashPassword(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	portalURL := fmt.Sprintf("http://127.0.0.1:%d", portalPort)
+	w := newWorldPorts(t, fmt.Sprintf("portal:\n  listen: 127.0.0.1:%d\n  users:\n    dora: {password_hash: '%s'}\n", portalPort, hash), portalPorts)
+	w.users["dora"] = true
+	state := filepath.Join(t.TempDir(), "portal")
+
+	stop := startPortalIn(t, w, portalURL, state)
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	form := func(path string, v url.Values) string {
+		req, _ := http.NewRequest(http.MethodPost, portalURL+path, strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	form("/login", url.Values{"user": {"dora"}, "password": {password}})
+	resp, err := hc.Get(portalURL + "/tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if csrf == nil {
+		t.Fatalf("not signed in: %s", page)
+	}
+	tok := regexp.MustCompile(`value="(sbp_[^"]+)"`).FindStringSubmatch(form("/tokens", url.Values{"csrf": {string(csrf[1])}, "name": {"e2e"}}))
+	if tok == nil {
+		t.Fatal("no token made")
+	}
+	api := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, portalURL+"/api/v1/"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := api("POST", "servers/dora/start", `{}`); code != 200 || !strings.Contains(body, `"state":"running"`) {
+		t.Fatalf("start: %d %s", code, body)
+	}
+
+	stop()
+	startPortalIn(t, w, portalURL, state)
+	if code, body := api("GET", "servers/dora", ""); code != 200 || !strings.Contains(body, `"ready":true`) {
+		t.Errorf("after the restart, dora's server: %d %s", code, body)
+	}
+	if resp, err := hc.Get(portalURL + "/"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("after the restart, dora's session: %v %v", resp.StatusCode, err)
+	}
+	if code, body := api("POST", "servers/dora/stop", `{}`); code != 200 || strings.Contains(body, `"state":"running"`) {
+		t.Errorf("stop: %d %s", code, body)
+	}
+	if s := w.status("dora"); s.State == "running" {
+		t.Errorf("dora's server still runs")
+	}
 }
