@@ -30,11 +30,13 @@ const (
 )
 
 // TestPortalBrowser is the team portal in Chromium, over the local backend,
-// signing people in at a real OpenID provider (alice: admin by group, bob:
-// not): alice starts her server and watches its progress, opens it
-// without a second password and runs a cell; bob sees only his own server
-// and gets 403/404 on alice's by URL and by API; alice, as admin, sees
-// both with their cost and stops bob's, whose work reaches the team repo
+// signing people in at a real OpenID provider. The brief's alice (an admin
+// by group) and bob (not) are called alma and bodo here: user names that
+// no other test uses, since the harness tells a test's processes by its
+// users' names. alma starts her server and watches its progress, opens it
+// without a second password and runs a cell; bodo sees only his own server
+// and gets 403/404 on alma's by URL and by API; alma, as admin, sees both
+// with their cost and stops bodo's, whose work reaches the team repo
 // first; then she stops hers. -update-screenshot keeps pictures of My
 // server and Team in docs/.
 func TestPortalBrowser(t *testing.T) {
@@ -42,7 +44,11 @@ func TestPortalBrowser(t *testing.T) {
 	needJupyter(t)
 	portalURL := fmt.Sprintf("http://127.0.0.1:%d", portalPort)
 	clientSecret := "canary-oidc-" + newID()
-	op := oidctest.Start(t, oidctest.Client{ID: "spinbook-portal", Secret: clientSecret, RedirectURIs: []string{portalURL + "/oidc/callback"}})
+	accounts := oidctest.Accounts()
+	alma, bodo := accounts["alice"], accounts["bob"]
+	alma.Email, bodo.Email = "alma@example.com", "bodo@example.com"
+	accounts = map[string]oidctest.Account{"alma": alma, "bodo": bodo}
+	op := oidctest.StartWith(t, oidctest.Client{ID: "spinbook-portal", Secret: clientSecret, RedirectURIs: []string{portalURL + "/oidc/callback"}}, accounts)
 
 	token := "canary-" + newID()
 	git := gittest.New(t, token, "main", map[string]string{"README.md": "# team notebooks\n", "hello.ipynb": helloNotebook})
@@ -64,49 +70,49 @@ portal:
 `, git.URL(), portalPort, portalURL, op.Issuer)
 	w := newWorldPorts(t, cfg, portalPorts)
 	w.env = append(w.env, "SPINBOOK_E2E_GIT_TOKEN="+token, "SPINBOOK_E2E_OIDC_SECRET="+clientSecret)
-	w.users["alice"], w.users["bob"] = true, true // taken down at the end, whatever happens
+	w.users["alma"], w.users["bodo"] = true, true // taken down at the end, whatever happens
 
 	logs := startPortal(t, w, portalURL)
 
 	shots := t.TempDir()
 	mine, team := filepath.Join(shots, "mine.png"), filepath.Join(shots, "team.png")
 	out := runBrowserAnswering(t, portalURL, "", func(line string) string {
-		if !strings.Contains(line, "waiting for bob's work") {
+		if !strings.Contains(line, "waiting for bodo's work") {
 			return ""
 		}
-		ws := w.status("bob").Workspace
-		writeAsOwner(t, ws, map[string]string{"bob-notes.md": "bob's unsaved work\n"})
+		ws := w.status("bodo").Workspace
+		writeAsOwner(t, ws, map[string]string{"bodo-notes.md": "bodo's unsaved work\n"})
 		return "go"
-	}, "SPINBOOK_EXPECT=portal", "SPINBOOK_NOTEBOOK=hello.ipynb",
-		"ALICE_PASSWORD="+op.Password(t, "alice"), "BOB_PASSWORD="+op.Password(t, "bob"),
+	}, "SPINBOOK_EXPECT=portal", "SPINBOOK_NOTEBOOK=hello.ipynb", "PERSON_A=alma", "PERSON_B=bodo",
+		"A_PASSWORD="+op.Password(t, "alma"), "B_PASSWORD="+op.Password(t, "bodo"),
 		"SHOT_MINE="+mine, "SHOT_TEAM="+team)
 	for _, want := range []string{
-		"alice: signed in", "alice: progress:", "opened her server without a password", "read 42",
-		"bob: /team is 403", "the API answers 404", "Team shows alice and bob with their cost",
-		"stopped bob's server", "alice stopped her own server",
+		"alma: signed in", "alma: progress:", "alma: opened their server without a password", "read 42",
+		"bodo: /team is 403", "bodo: the API answers 404", "Team shows alma and bodo with their cost",
+		"stopped bodo's server", "alma stopped their own server",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the browser did not report %q", want)
 		}
 	}
 
-	// bob's work was saved to the team repo before his server stopped.
+	// bodo's work was saved to the team repo before his server stopped.
 	found := false
 	for _, b := range git.Branches(t) {
-		if strings.Contains(git.Tree(t, b)["bob-notes.md"], "bob's unsaved work") {
+		if strings.Contains(git.Tree(t, b)["bodo-notes.md"], "bodo's unsaved work") {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("bob's work is on no branch of the team repo after the admin stopped his server: %v", git.Branches(t))
+		t.Errorf("bodo's work is on no branch of the team repo after the admin stopped his server: %v", git.Branches(t))
 	}
-	for _, u := range []string{"alice", "bob"} {
+	for _, u := range []string{"alma", "bodo"} {
 		if s := w.status(u); s.State == "running" {
 			t.Errorf("%s's server still runs", u)
 		}
 	}
 	for name, canary := range map[string]string{"OIDC client secret": clientSecret, "git token": token,
-		"alice's password": op.Password(t, "alice"), "bob's password": op.Password(t, "bob")} {
+		"alma's password": op.Password(t, "alma"), "bodo's password": op.Password(t, "bodo")} {
 		if strings.Contains(logs.String(), canary) {
 			t.Errorf("%s in the portal's output", name)
 		}

@@ -2,8 +2,9 @@
 // SPINBOOK_EXPECT=portal). From the environment, never argv:
 //
 //   SPINBOOK_URL        the portal's URL
-//   ALICE_PASSWORD      alice's password at the identity provider (an admin there)
-//   BOB_PASSWORD        bob's (not an admin)
+//   PERSON_A, PERSON_B  the two people (default alice, an admin, and bob, not)
+//   A_PASSWORD          A's password at the identity provider
+//   B_PASSWORD          B's
 //   SPINBOOK_NOTEBOOK   a notebook of the workspace whose first cell prints 42
 //   SHOT_MINE, SHOT_TEAM  where to save PNGs of My server and Team
 //   SPINBOOK_PROFILE    a directory for the browser profiles
@@ -21,6 +22,8 @@ import { runHelloCell } from './notebook.mjs';
 const env = process.env;
 const portalURL = env.SPINBOOK_URL;
 const timeout = 60_000;
+const A = env.PERSON_A || 'alice';
+const B = env.PERSON_B || 'bob';
 
 export async function portal(step, nextLine) {
   const browser = await chromium.launch({
@@ -29,26 +32,26 @@ export async function portal(step, nextLine) {
     args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
   });
   try {
-    const alice = await person(browser, 'alice', env.ALICE_PASSWORD, step);
-    await start(alice, 'alice', step);
+    const alice = await person(browser, A, env.A_PASSWORD, step);
+    await start(alice, A, step);
     if (env.SHOT_MINE) {
       await alice.screenshot({ path: env.SHOT_MINE, fullPage: true });
       step(`screenshot of My server saved`);
     }
     await open(alice, step);
 
-    const bob = await person(browser, 'bob', env.BOB_PASSWORD, step);
+    const bob = await person(browser, B, env.B_PASSWORD, step);
     await refusedToBob(bob, step);
-    await start(bob, 'bob', step);
+    await start(bob, B, step);
 
-    step("waiting for bob's work");
+    step(`waiting for ${B}'s work`);
     await nextLine();
 
     await stopBobAsAdmin(alice, step);
     await alice.goto(portalURL);
     await alice.getByRole('button', { name: 'Stop (saves first)' }).click();
     await alice.getByRole('button', { name: 'Start' }).waitFor({ timeout: 180_000 });
-    step('alice stopped her own server');
+    step(`${A} stopped their own server`);
   } finally {
     await browser.close();
   }
@@ -97,7 +100,7 @@ async function open(page, step) {
   await page.locator('#notebook_list, #ipython-main-app, .jp-LabShell, .jp-DirListing').first().waitFor();
   const at = new URL(page.url());
   if (at.pathname.startsWith('/spinbook/login')) throw new Error('Open led to the password login');
-  step(`alice: opened her server without a password: ${at.origin}${at.pathname}`);
+  step(`${A}: opened their server without a password: ${at.origin}${at.pathname}`);
   await runHelloCell(page, new URL(`notebooks/${env.SPINBOOK_NOTEBOOK}`, at.origin).href, step);
   await page.goto(portalURL);
 }
@@ -106,24 +109,24 @@ async function open(page, step) {
 // him by URL and by API.
 async function refusedToBob(page, step) {
   const mine = await page.locator('main').innerText();
-  if (mine.includes('alice')) throw new Error('bob\'s page mentions alice');
+  if (mine.includes(A)) throw new Error(`${B}'s page mentions ${A}`);
   const team = await page.goto(new URL('/team', portalURL).href);
-  if (team.status() !== 403) throw new Error(`bob on /team: ${team.status()}, want 403`);
-  const events = await page.goto(new URL('/servers/alice/events', portalURL).href);
-  if (events.status() !== 404) throw new Error(`bob on alice's events: ${events.status()}, want 404`);
-  step('bob: /team is 403, alice\'s server by URL 404');
+  if (team.status() !== 403) throw new Error(`${B} on /team: ${team.status()}, want 403`);
+  const events = await page.goto(new URL(`/servers/${A}/events`, portalURL).href);
+  if (events.status() !== 404) throw new Error(`${B} on ${A}'s events: ${events.status()}, want 404`);
+  step(`${B}: /team is 403, ${A}'s server by URL 404`);
 
   await page.goto(new URL('/tokens', portalURL).href);
   await page.getByLabel('Name').fill('e2e');
   await page.getByRole('button', { name: 'Make token' }).click();
   const token = await page.locator('#newtoken').inputValue();
   const auth = { Authorization: `Bearer ${token}` };
-  const status = await page.request.get(new URL('/api/v1/servers/alice', portalURL).href, { headers: auth });
-  const stop = await page.request.post(new URL('/api/v1/servers/alice/stop', portalURL).href, { headers: auth, data: {} });
+  const status = await page.request.get(new URL(`/api/v1/servers/${A}`, portalURL).href, { headers: auth });
+  const stop = await page.request.post(new URL(`/api/v1/servers/${A}/stop`, portalURL).href, { headers: auth, data: {} });
   const list = await (await page.request.get(new URL('/api/v1/servers', portalURL).href, { headers: auth })).json();
-  if (status.status() !== 404 || stop.status() !== 404) throw new Error(`bob's API on alice's server: ${status.status()}, ${stop.status()}; want 404`);
-  if (list.some((s) => s.user !== 'bob')) throw new Error(`bob's API lists others: ${JSON.stringify(list.map((s) => s.user))}`);
-  step('bob: the API answers 404 for alice\'s server and lists only his');
+  if (status.status() !== 404 || stop.status() !== 404) throw new Error(`${B}'s API on ${A}'s server: ${status.status()}, ${stop.status()}; want 404`);
+  if (list.some((s) => s.user !== B)) throw new Error(`${B}'s API lists others: ${JSON.stringify(list.map((s) => s.user))}`);
+  step(`${B}: the API answers 404 for ${A}'s server and lists only their own`);
   await page.goto(portalURL);
 }
 
@@ -131,25 +134,25 @@ async function refusedToBob(page, step) {
 // Team and stops bob's (the portal saves his work first).
 async function stopBobAsAdmin(page, step) {
   await page.goto(new URL('/team', portalURL).href);
-  for (const who of ['alice', 'bob']) {
+  for (const who of [A, B]) {
     await page.getByRole('rowheader', { name: who }).waitFor();
   }
-  const bobRow = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'bob' }) });
+  const bobRow = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: B }) });
   const cost = await bobRow.innerText();
-  if (!/\$\d+\.\d\d/.test(cost)) throw new Error(`no cost on bob's row: ${cost}`);
-  step(`admin: Team shows alice and bob with their cost (bob: ${cost.replace(/\s+/g, ' ').trim()})`);
+  if (!/\$\d+\.\d\d/.test(cost)) throw new Error(`no cost on ${B}'s row: ${cost}`);
+  step(`admin: Team shows ${A} and ${B} with their cost (${cost.replace(/\s+/g, ' ').trim()})`);
   if (env.SHOT_TEAM) {
     await page.screenshot({ path: env.SHOT_TEAM, fullPage: true });
     step('screenshot of Team saved');
   }
-  await page.getByRole('button', { name: "Stop bob's server (saves first)" }).click();
+  await page.getByRole('button', { name: `Stop ${B}'s server (saves first)` }).click();
   const deadline = Date.now() + 180_000;
   for (;;) {
     await page.goto(new URL('/team', portalURL).href);
-    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'bob' }) });
+    const row = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: B }) });
     if ((await row.count()) === 0 || !(await row.innerText()).includes('running')) break;
-    if (Date.now() > deadline) throw new Error('bob\'s server still runs 3 minutes after the admin stopped it');
+    if (Date.now() > deadline) throw new Error(`${B}'s server still runs 3 minutes after the admin stopped it`);
     await page.waitForTimeout(1000);
   }
-  step('admin: stopped bob\'s server');
+  step(`admin: stopped ${B}'s server`);
 }
