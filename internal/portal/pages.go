@@ -38,7 +38,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		return *p
 	},
 	"title": func(t string) any { return struct{ Title string }{t} },
-	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 }).ParseFS(templateFS, "templates/*.html"))
 
 func staticFiles() http.Handler {
