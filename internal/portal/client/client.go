@@ -94,7 +94,7 @@ func (e *Error) Error() string {
 	}
 	switch e.Status {
 	case http.StatusUnauthorized:
-		return fmt.Sprintf("the portal refused the token (%s): it was revoked, has expired or is wrong; create a new one on the portal's Tokens page and run `spinbook login` again", msg)
+		return fmt.Sprintf("the portal refused the token: %s; then run `spinbook login PORTAL_URL` again", msg)
 	case http.StatusTooManyRequests:
 		return fmt.Sprintf("the portal is rate-limiting you (%s): wait a minute and try again", msg)
 	}
