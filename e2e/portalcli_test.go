@@ -190,20 +190,7 @@ func newCLIAs(t *testing.T) *cliAs {
 
 func (c *cliAs) run(stdin string, args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env, cmd.Dir, cmd.Stdin = c.env, c.dir, strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatalf("run spinbook %v: %v", args, err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runBinary(c.t, c.env, c.dir, stdin, nil, args...)
 }
 
 // TestPortalCLI: people with no backend credentials and no config log in
