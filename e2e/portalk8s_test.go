@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,7 +46,12 @@ spec:
   - name: portal
     image: %[3]s
     args: [portal, --config, /etc/spinbook/config.yaml, --state-dir, /state/portal]
-    env: [{name: HOME, value: /state}]
+    env:
+    - {name: HOME, value: /state}
+    # The test cluster's kubernetes Service is not reachable from the host
+    # network; its API server is, at the address its kubeconfig names.
+    - {name: KUBERNETES_SERVICE_HOST, value: "%[4]s"}
+    - {name: KUBERNETES_SERVICE_PORT, value: "%[5]s"}
     securityContext:
       allowPrivilegeEscalation: false
       readOnlyRootFilesystem: true
@@ -102,7 +108,15 @@ portal:
 	for _, line := range strings.Split(strings.TrimSpace(cfg), "\n") {
 		indented.WriteString("    " + line + "\n")
 	}
-	kubectlApply(t, cl, fmt.Appendf(nil, portalPod, ns, strings.TrimRight(indented.String(), "\n"), cl.AgentImage))
+	apiAddr, err := cl.Kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}")
+	if err != nil {
+		t.Fatalf("the API server's address: %v: %s", err, apiAddr)
+	}
+	api, err := url.Parse(strings.TrimSpace(apiAddr))
+	if err != nil || api.Port() == "" {
+		t.Fatalf("the API server's address %q: %v", apiAddr, err)
+	}
+	kubectlApply(t, cl, fmt.Appendf(nil, portalPod, ns, strings.TrimRight(indented.String(), "\n"), cl.AgentImage, api.Hostname(), api.Port()))
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := cl.Kubectl("logs", "-n", ns, "spinbook-portal")
