@@ -20,6 +20,7 @@ import (
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/portal"
+	"github.com/spinbook/spinbook/internal/secret"
 )
 
 func newPortal(e *env) *cobra.Command {
@@ -34,7 +35,8 @@ admins see every server with its cost and stop any. The portal drives the
 backend the config names, with the credentials of the machine it runs on;
 people need only their sign-in.
 
-Sign-in is OpenID Connect (portal.oidc) or passwords (portal.users.NAME.
+Sign-in is OpenID Connect (portal.oidc; the provider must allow the redirect
+URI PORTAL_URL/oidc/callback) or passwords (portal.users.NAME.
 password_hash, from ` + "`spinbook password`" + `). With neither, the first start makes an
 admin login, "admin", and prints its password once.
 
@@ -66,9 +68,6 @@ so the portal can be restarted at any time. See docs/portal.md.`,
 				fmt.Fprintln(e.stdout, "the generated admin's password is forgotten; the next `spinbook portal` prints a new one")
 				return nil
 			}
-			if cfg.Portal.OIDC.Enabled() {
-				return usagef("portal.oidc: sign-in with an identity provider is not in this build yet; use portal.users (password hashes from `spinbook password`) for now")
-			}
 			be, err := openBackend(cfg, e.logger())
 			if err != nil {
 				return err
@@ -77,8 +76,27 @@ so the portal can be restarted at any time. See docs/portal.md.`,
 			if err != nil {
 				return err
 			}
+			listen := cfg.Portal.Listen
+			if listen == "" {
+				listen = config.DefaultPortalListen
+			}
+			url := cfg.Portal.URL
+			if url == "" {
+				url = "http://" + listen
+			}
+			var oidc *portal.OIDC
+			if o := cfg.Portal.OIDC; o.Enabled() {
+				secretValue, err := secret.Resolve(cmd.Context(), o.ClientSecret)
+				if err != nil {
+					return usagef("portal.oidc.client_secret: %w", err)
+				}
+				if oidc, err = portal.NewOIDC(cmd.Context(), o, secretValue, url); err != nil {
+					return err
+				}
+			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			p, err := portal.New(cmd.Context(), portal.Options{
+				OIDC:     oidc,
 				Config:   cfg,
 				Servers:  &portalServers{cfg: cfg, be: be, portalKey: portal.PublicKey(key), log: e.logger()},
 				StateDir: stateDir,
@@ -90,17 +108,9 @@ so the portal can be restarted at any time. See docs/portal.md.`,
 				return err
 			}
 			defer p.Close()
-			listen := cfg.Portal.Listen
-			if listen == "" {
-				listen = config.DefaultPortalListen
-			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("portal: listen on %s: %w (set portal.listen to a free address)", listen, err)
-			}
-			url := cfg.Portal.URL
-			if url == "" {
-				url = "http://" + ln.Addr().String()
 			}
 			fmt.Fprintf(e.stdout, "spinbook portal for the %s backend: %s\n", be.Name(), url)
 			srv := &http.Server{

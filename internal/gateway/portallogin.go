@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -22,14 +21,7 @@ func (g *Gateway) portalLogin(w http.ResponseWriter, r *http.Request, client net
 		g.writeMessage(w, http.StatusNotFound, pageNotFound, "")
 		return
 	}
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(loginReadTimeout))
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody+4096)
-	if err := r.ParseForm(); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			g.writeMessage(w, http.StatusRequestEntityTooLarge, pageTooLarge, "")
-			return
-		}
-		g.writeMessage(w, http.StatusBadRequest, pageBadForm, "")
+	if !g.readLoginForm(w, r, maxLoginBody+4096) { // a token is up to 4 KiB
 		return
 	}
 	now := g.now()

@@ -55,6 +55,7 @@ func TestPortalLogin(t *testing.T) {
 		key     ed25519.PrivateKey
 		token   string // overrides the signed token
 		remote  string // client address; default httptest's 192.0.2.1
+		host    string // Host; default example.com, the server's name
 		advance time.Duration
 		want    int
 	}{
@@ -70,6 +71,7 @@ func TestPortalLogin(t *testing.T) {
 		{name: "empty", token: "", want: http.StatusUnauthorized},
 		{name: "no portal key", mod: func(o *Options) { o.PortalKey = nil }, want: http.StatusNotFound},
 		{name: "not on allowlist", remote: "198.51.100.9:1234", want: http.StatusForbidden},
+		{name: "foreign host", host: "evil.example", claims: func(c *OpenClaims) { c.Audience = "http://evil.example" }, want: http.StatusMisdirectedRequest},
 		{name: "portal only still opens", mod: func(o *Options) { o.PortalOnly = true }, want: http.StatusSeeOther},
 	}
 	for _, tt := range tests {
@@ -99,6 +101,9 @@ func TestPortalLogin(t *testing.T) {
 			r := openRequest(token)
 			if tt.remote != "" {
 				r.RemoteAddr = tt.remote
+			}
+			if tt.host != "" {
+				r.Host = tt.host
 			}
 			resp := e.serve(r)
 			if resp.StatusCode != tt.want {

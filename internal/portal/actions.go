@@ -44,6 +44,16 @@ func target(id who, user string) *actionError {
 	return nil
 }
 
+// validAction is action if it is one the portal knows, else "?": the audit
+// log keeps no text a caller made up.
+func validAction(action string) string {
+	switch action {
+	case "start", "stop", "save", "extend", "open":
+		return action
+	}
+	return "?"
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
@@ -82,6 +92,12 @@ func (p *Portal) check(action string, req *actionRequest) *actionError {
 
 // startOrStop begins a start or stop of user's server as an operation.
 func (p *Portal) startOrStop(r *http.Request, id who, user, action string, req actionRequest) (*operation, *actionError) {
+	if action == "start" && req.Size != "" && id.User == user {
+		// The size picker starts at the size the person chose last.
+		if err := p.store.setSetting(r.Context(), user, "size", req.Size); err != nil {
+			p.log.Error("remember size", "err", err)
+		}
+	}
 	run := func(ctx context.Context, progress func(string)) (json.RawMessage, error) {
 		if action == "start" {
 			res, err := p.servers.Start(ctx, user, req.Size, progress)

@@ -136,6 +136,7 @@ func writeRaw(w http.ResponseWriter, code int, data json.RawMessage) {
 func (p *Portal) apiAction(w http.ResponseWriter, r *http.Request, id who) {
 	user, action := r.PathValue("user"), r.PathValue("action")
 	if ae := target(id, user); ae != nil {
+		p.record(r, id, validAction(action), validOr(user), "refused: not visible to "+id.User)
 		apiError(w, ae.Code, ae.Msg)
 		return
 	}

@@ -189,10 +189,68 @@ func TestVisibility(t *testing.T) {
 	if page := pageBody(t, tp, "/", alice.cookie); strings.Contains(page, "bob") {
 		t.Errorf("alice's page mentions bob")
 	}
+	// Her attempt on bob's server is refused, and in the audit log.
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/servers/bob/stop", strings.NewReader(`{}`))
+	r.Header.Set("Authorization", "Bearer "+tp.makeToken(t, alice))
+	if resp := tp.do(r); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("alice stopping bob's: %d", resp.StatusCode)
+	}
+	log, err := tp.p.store.auditLog(t.Context(), "", 10)
+	if err != nil || len(log) == 0 || log[0].User != "alice" || log[0].Action != "stop" || log[0].Target != "bob" || !strings.HasPrefix(log[0].Result, "refused") {
+		t.Errorf("audit log after the refusal: %+v, %v", log, err)
+	}
 	team := pageBody(t, tp, "/team", carol.cookie)
 	for _, want := range []string{"alice", "bob", "$1.50"} {
 		if !strings.Contains(team, want) {
 			t.Errorf("the Team page lacks %q", want)
 		}
+	}
+}
+
+// The size picker starts at the size the person chose last, kept in the
+// portal's per-user settings across restarts.
+func TestLastSizeRemembered(t *testing.T) {
+	tp := newTestPortal(t, nil)
+	alice := tp.signIn(t, "alice", alicePassword)
+	if page := pageBody(t, tp, "/", alice.cookie); strings.Contains(page, "selected") {
+		t.Fatalf("a size is preselected before any start")
+	}
+	r := formPost("/servers/alice/start", url.Values{"csrf": {alice.csrf}, "size": {"small"}})
+	r.Header.Set("Cookie", alice.cookie)
+	if resp := tp.do(r); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("start: %d", resp.StatusCode)
+	}
+	tp.p.operation("alice").wait(t.Context())
+	tp.servers.running = map[string]string{} // stopped meanwhile, by idle
+	tp.p.Close()
+	tp.start(t)
+	if page := pageBody(t, tp, "/", alice.cookie); !strings.Contains(page, "<option selected>small</option>") {
+		t.Errorf("after a restart, the picker does not start at small")
+	}
+}
+
+// An admin's stop keeps the save-first rule: when bob's work cannot be
+// saved, his server keeps running, the API says 409, and Team says why.
+func TestStopRefusedWhenUnsaved(t *testing.T) {
+	tp := newTestPortal(t, nil)
+	tp.servers.running["bob"] = ""
+	tp.servers.unsaved["bob"] = true
+	carol := tp.signIn(t, "carol", carolPassword)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/servers/bob/stop", strings.NewReader(`{}`))
+	r.Header.Set("Authorization", "Bearer "+tp.makeToken(t, carol))
+	resp := tp.do(r)
+	if body := readBody(t, resp); resp.StatusCode != http.StatusConflict || !strings.Contains(body, "did not reach the remote") {
+		t.Errorf("API stop of unsaved work: %d %s, want 409 saying why", resp.StatusCode, body)
+	}
+	page := formPost("/servers/bob/stop", url.Values{"csrf": {carol.csrf}})
+	page.Header.Set("Cookie", carol.cookie)
+	tp.do(page)
+	tp.p.operation("bob").wait(t.Context())
+	team := pageBody(t, tp, "/team", carol.cookie)
+	if !strings.Contains(team, "stop failed") || !strings.Contains(team, "did not reach the remote") {
+		t.Errorf("the Team page does not say the stop failed and why")
+	}
+	if _, ok := tp.servers.running["bob"]; !ok {
+		t.Errorf("bob's server was stopped with its work unsaved")
 	}
 }

@@ -34,10 +34,11 @@ type standInServers struct {
 	calls   []string          // "start alice small"
 	release chan struct{}     // when set, Start waits for it after its first event
 	url     string            // every server's URL
+	unsaved map[string]bool   // users whose work cannot be saved: Stop refuses, as down does
 }
 
 func newStandIn() *standInServers {
-	return &standInServers{running: map[string]string{}, url: "http://127.0.0.1:8801/"}
+	return &standInServers{running: map[string]string{}, url: "http://127.0.0.1:8801/", unsaved: map[string]bool{}}
 }
 
 func (s *standInServers) call(format string, args ...any) {
@@ -84,6 +85,12 @@ func (s *standInServers) Start(ctx context.Context, user, size string, progress 
 func (s *standInServers) Stop(ctx context.Context, user string, purge, force bool, progress func(string)) (json.RawMessage, error) {
 	s.call("stop %s purge=%t force=%t", user, purge, force)
 	progress("saving " + user + "'s workspace first")
+	s.mu.Lock()
+	unsaved := s.unsaved[user] && !force
+	s.mu.Unlock()
+	if unsaved {
+		return nil, fmt.Errorf("%w: down: %s's server keeps running, because its work did not reach the remote", ErrRefused, user)
+	}
 	s.mu.Lock()
 	delete(s.running, user)
 	s.mu.Unlock()
@@ -155,6 +162,7 @@ type testPortal struct {
 	dir     string
 	key     ed25519.PrivateKey
 	cfg     *config.Config
+	oidc    *OIDC
 }
 
 func newTestPortal(t *testing.T, mod func(*config.Config)) *testPortal {
@@ -183,7 +191,7 @@ func newTestPortal(t *testing.T, mod func(*config.Config)) *testPortal {
 func (tp *testPortal) start(t *testing.T) {
 	t.Helper()
 	p, err := New(t.Context(), Options{
-		Config: tp.cfg, Servers: tp.servers, StateDir: tp.dir, Key: tp.key, Out: tp.out,
+		Config: tp.cfg, Servers: tp.servers, StateDir: tp.dir, Key: tp.key, Out: tp.out, OIDC: tp.oidc,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: tp.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +37,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		}
 		return *p
 	},
+	"title": func(t string) any { return struct{ Title string }{t} },
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 }).ParseFS(templateFS, "templates/*.html"))
 
@@ -58,6 +58,7 @@ type pageData struct {
 
 	Server   *serverView   // My servers
 	Sizes    []string      // My servers
+	LastSize string        // My servers: the size the person chose last
 	Op       *opView       // My servers: the start or stop under way or just done
 	Servers  []*serverView // Team
 	Audit    []auditEntry  // Audit
@@ -99,6 +100,12 @@ func (p *Portal) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p.message(w, http.StatusInternalServerError, "Something went wrong", "The portal could not do that.", "Try again; if it persists, the portal's log says why.")
 }
 
+// notices are what a page says after an action that redirected to it.
+var notices = map[string]string{
+	"save":   "Saved.",
+	"extend": "The idle stop is postponed.",
+}
+
 // serverView is what the pages show of a server: the fields of its status
 // object, and what the portal adds.
 type serverView struct {
@@ -120,6 +127,9 @@ type serverView struct {
 
 	CostToday *float64 `json:"-"`
 	CostMonth *float64 `json:"-"`
+	// LastError says why the portal's last start or stop of it failed
+	// (such as a stop refused because the work could not be saved).
+	LastError string `json:"-"`
 }
 
 func parseView(data json.RawMessage) *serverView {
@@ -143,6 +153,7 @@ type opView struct {
 func (p *Portal) myServers(w http.ResponseWriter, r *http.Request, id who) {
 	d := p.base(id, "My server", "mine")
 	d.Sizes = p.cfg.SizeNames()
+	d.LastSize, _, _ = p.store.setting(r.Context(), id.User, "size")
 	status, err := p.servers.Status(r.Context(), id.User)
 	if err != nil {
 		d.Error = "The portal could not ask for your server's status: " + err.Error()
@@ -160,10 +171,7 @@ func (p *Portal) myServers(w http.ResponseWriter, r *http.Request, id who) {
 			}
 		}
 	}
-	d.Notice = r.URL.Query().Get("notice")
-	if len(d.Notice) > 200 {
-		d.Notice = ""
-	}
+	d.Notice = notices[r.URL.Query().Get("done")] // fixed texts: a link cannot put words on the page
 	p.render(w, http.StatusOK, "mine", d)
 }
 
@@ -207,12 +215,14 @@ func (p *Portal) team(w http.ResponseWriter, r *http.Request, id who) {
 	for _, s := range all {
 		v := parseView(s)
 		p.addCost(r.Context(), v)
+		if o := p.operation(v.User); o != nil {
+			if _, done, _, err, _ := o.snapshot(0); done && err != nil && p.now().Sub(o.Began) < 10*time.Minute {
+				v.LastError = o.Action + " failed: " + err.Error()
+			}
+		}
 		d.Servers = append(d.Servers, v)
 	}
-	d.Notice = r.URL.Query().Get("notice")
-	if len(d.Notice) > 200 {
-		d.Notice = ""
-	}
+	d.Notice = notices[r.URL.Query().Get("done")] // fixed texts: a link cannot put words on the page
 	p.render(w, http.StatusOK, "team", d)
 }
 
@@ -288,6 +298,7 @@ func (p *Portal) revokeToken(w http.ResponseWriter, r *http.Request, id who) {
 func (p *Portal) serverAction(w http.ResponseWriter, r *http.Request, id who) {
 	user, action := r.PathValue("user"), r.PathValue("action")
 	if ae := target(id, user); ae != nil {
+		p.record(r, id, validAction(action), validOr(user), "refused: not visible to "+id.User)
 		p.message(w, ae.Code, "Not found", ae.Msg, "")
 		return
 	}
@@ -321,11 +332,7 @@ func (p *Portal) serverAction(w http.ResponseWriter, r *http.Request, id who) {
 			p.message(w, errorCode(err), "Could not "+action, err.Error(), "")
 			return
 		}
-		notice := "Saved."
-		if action == "extend" {
-			notice = "The idle stop is postponed."
-		}
-		http.Redirect(w, r, back+"?notice="+url.QueryEscape(notice), http.StatusSeeOther)
+		http.Redirect(w, r, back+"?done="+action, http.StatusSeeOther)
 	}
 }
 
