@@ -85,7 +85,7 @@ func (p *standinPortal) serve(w http.ResponseWriter, r *http.Request) {
 	u, known := p.tokens[tok]
 	p.mu.Unlock()
 	if !ok || !known || u.revoked {
-		apiError(w, http.StatusUnauthorized, "no valid API token")
+		apiError(w, http.StatusUnauthorized, "the API token is unknown or revoked: make a new one on the portal's Tokens page")
 		return
 	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/api/v1/")

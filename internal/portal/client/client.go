@@ -94,7 +94,7 @@ func (e *Error) Error() string {
 	}
 	switch e.Status {
 	case http.StatusUnauthorized:
-		return fmt.Sprintf("the portal refused the token (%s): it was revoked, has expired or is wrong; create a new one on the portal's Tokens page and run `spinbook login` again", msg)
+		return fmt.Sprintf("the portal refused the token: %s; then run `spinbook login PORTAL_URL` again", msg)
 	case http.StatusTooManyRequests:
 		return fmt.Sprintf("the portal is rate-limiting you (%s): wait a minute and try again", msg)
 	}
@@ -150,7 +150,9 @@ func (c *Client) Extend(ctx context.Context, user string, d time.Duration, out a
 	return c.call(ctx, http.MethodPost, "servers/"+url.PathEscape(user)+"/extend", map[string]any{"for": d.String()}, out)
 }
 
-func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Request, error) {
+// send makes one call and returns the answer when it is 200 OK; any other
+// is the portal's error.
+func (c *Client) send(ctx context.Context, method, path, accept string, body any) (*http.Response, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -164,11 +166,19 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 		return nil, fmt.Errorf("portal request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	return req, nil
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, readError(resp)
+	}
+	return resp, nil
 }
 
 // do sends req; a transport failure names the portal, never the token.
@@ -188,18 +198,11 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 }
 
 func (c *Client) call(ctx context.Context, method, path string, body, out any) error {
-	req, err := c.request(ctx, method, path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := c.do(req)
+	resp, err := c.send(ctx, method, path, "application/json", body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return readError(resp)
-	}
 	return decode(resp.Body, out)
 }
 
@@ -230,19 +233,11 @@ func readError(resp *http.Response) error {
 // to progress, and the one "done" is decoded into out, or the one "error"
 // returned. A portal that answers with plain JSON is accepted too.
 func (c *Client) stream(ctx context.Context, path string, body any, progress func(string), out any) error {
-	req, err := c.request(ctx, http.MethodPost, path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := c.do(req)
+	resp, err := c.send(ctx, http.MethodPost, path, "text/event-stream", body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return readError(resp)
-	}
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		return decode(resp.Body, out)
 	}

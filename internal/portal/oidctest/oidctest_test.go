@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -133,4 +135,36 @@ func TestRefusals(t *testing.T) {
 			t.Fatalf("an unregistered redirect URI: %v, want the provider's 400", err)
 		}
 	})
+}
+
+// TestSecretsStayOutOfArgv: the client secret and the accounts' passwords
+// reach the provider in its environment, never in any process's argv.
+func TestSecretsStayOutOfArgv(t *testing.T) {
+	p, _, conf := start(t)
+	secrets := []string{conf.ClientSecret}
+	for _, a := range p.Accounts {
+		secrets = append(secrets, a.Password)
+	}
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil || len(procs) == 0 {
+		t.Fatalf("no /proc to look in: %v", err)
+	}
+	sawNode := false
+	for _, f := range procs {
+		cmdline, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if strings.Contains(string(cmdline), "run.mjs") {
+			sawNode = true
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(cmdline), s) {
+				t.Errorf("%s holds a secret", f)
+			}
+		}
+	}
+	if !sawNode {
+		t.Fatal("found no provider process (node run.mjs) to check")
+	}
 }
