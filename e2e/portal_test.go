@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -204,38 +201,12 @@ func TestPortalRestart(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "portal")
 
 	stop := startPortalIn(t, w, portalURL, state)
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	form := func(path string, v url.Values) string {
-		req, _ := http.NewRequest(http.MethodPost, portalURL+path, strings.NewReader(v.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Sec-Fetch-Site", "same-origin")
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
-	form("/login", url.Values{"user": {"dora"}, "password": {password}})
-	resp, err := hc.Get(portalURL + "/tokens")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
-	if csrf == nil {
-		t.Fatalf("not signed in: %s", page)
-	}
-	tok := regexp.MustCompile(`value="(sbp_[^"]+)"`).FindStringSubmatch(form("/tokens", url.Values{"csrf": {string(csrf[1])}, "name": {"e2e"}}))
-	if tok == nil {
-		t.Fatal("no token made")
-	}
+	pw := &portalWorld{world: w, url: portalURL, passwords: map[string]string{"dora": password}}
+	hc, csrf := pw.signIn(t, "dora")
+	tok, _ := pw.makeToken(t, hc, csrf)
 	api := func(method, path, body string) (int, string) {
 		req, _ := http.NewRequest(method, portalURL+"/api/v1/"+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok[1])
+		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
