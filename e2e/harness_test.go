@@ -234,12 +234,19 @@ func (w *world) run(args ...string) result {
 			w.users[args[i+1]] = true
 		}
 	}
+	return runBinary(w.t, w.env, "", "", w.cred, args...)
+}
+
+// runBinary runs spinbook with args, env, in dir ("": this one) with
+// stdin, as cred (nil: this process's user); it gives up after 4 minutes.
+func runBinary(t *testing.T, env []string, dir, stdin string, cred *syscall.Credential, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = w.env
-	if w.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: w.cred}
+	cmd.Env, cmd.Dir, cmd.Stdin = env, dir, strings.NewReader(stdin)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -248,7 +255,7 @@ func (w *world) run(args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		w.t.Fatalf("run spinbook %v: %v", args, err)
+		t.Fatalf("run spinbook %v: %v", args, err)
 	}
 	return result{out.String(), errb.String(), code}
 }

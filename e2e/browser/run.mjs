@@ -5,7 +5,9 @@
 //   SPINBOOK_URL         the server's URL, as `spinbook up` printed it
 //   SPINBOOK_PASSWORD    the login password
 //   SPINBOOK_NOTEBOOK    a notebook in the workspace whose first cell prints 42
-//   SPINBOOK_EXPECT      "notebook" (default): notebook 6: log in, run the
+//   SPINBOOK_EXPECT      "portal": the team portal, see portal.mjs (which
+//                        reads its own variables);
+//                        "notebook" (default): notebook 6: log in, run the
 //                        cell, log out with Jupyter's button;
 //                        "lab4" / "notebook7": JupyterLab 4 / Notebook 7:
 //                        log in, run the cell, `git status` in a terminal,
@@ -28,6 +30,7 @@
 //
 // It prints one line per step and exits non-zero on the first failure.
 import { chromium } from 'playwright-core';
+import { runHelloCell } from './notebook.mjs';
 
 const env = process.env;
 const base = env.SPINBOOK_URL;
@@ -41,6 +44,10 @@ function step(msg) {
 let failurePage; // set when SPINBOOK_FAILURE_SCREENSHOT asks for a picture of a failure
 
 async function main() {
+  if (expectMode === 'portal') {
+    const { portal } = await import('./portal.mjs');
+    return portal(step, nextLine);
+  }
   if (!base || !env.SPINBOOK_PROFILE) {
     throw new Error('SPINBOOK_URL and SPINBOOK_PROFILE must be set');
   }
@@ -135,17 +142,7 @@ async function notebook(page, context) {
   await login(page, context);
 
   // 4. Open the notebook, wait for its kernel, run the cell.
-  await page.goto(new URL(`notebooks/${env.SPINBOOK_NOTEBOOK}`, base).href);
-  await page.locator('#kernel_indicator_icon.kernel_idle_icon').waitFor({ timeout: 120_000 });
-  step('notebook open, kernel idle');
-  const cell = page.locator('.cell.code_cell').first();
-  await cell.locator('.CodeMirror').click();
-  await page.keyboard.press('Shift+Enter');
-  const output = cell.locator('.output_area .output_subarea');
-  await output.filter({ hasText: '42' }).waitFor();
-  const text = (await output.innerText()).trim();
-  if (text !== '42') throw new Error(`the cell printed ${JSON.stringify(text)}, want "42"`);
-  step('ran print(6*7) and read 42 in the page');
+  await runHelloCell(page, new URL(`notebooks/${env.SPINBOOK_NOTEBOOK}`, base).href, step);
 
   if (env.SPINBOOK_SCREENSHOT) {
     await page.mouse.move(0, 0);

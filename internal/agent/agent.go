@@ -7,7 +7,9 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -88,6 +90,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("password hash: %w", err)
 	}
+	portalKey, err := parsePortalKey(a.spec.PortalKey)
+	if err != nil {
+		return err
+	}
 	allow, err := parsePrefixes(a.spec.Allow)
 	if err != nil {
 		return fmt.Errorf("access.allow: %w", err)
@@ -161,6 +167,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		OnActivity:     a.idle.touch,
 		Banner:         a.banner,
 		Static:         in.Static,
+		PortalKey:      portalKey,
+		PortalOnly:     a.spec.PortalOnly,
 	})
 	if err != nil {
 		j.stop(stopGrace)
@@ -345,6 +353,18 @@ func randomHex(n int) string {
 // backend found for the machine that is not a valid host name (an odd
 // os.Hostname) is left out with a warning rather than failing the server:
 // clients can still use its address or access.hosts.
+// parsePortalKey decodes AgentSpec.PortalKey; "" is no portal.
+func parsePortalKey(s string) (ed25519.PublicKey, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("portal key: want %d bytes of base64, the portal's public key", ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
 func (a *Agent) hosts() []string {
 	var out []string
 	for _, h := range a.spec.Hosts {

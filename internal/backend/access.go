@@ -7,9 +7,9 @@ import (
 )
 
 // AccessDigest is a SHA-256 over the settings of s that decide who gets in:
-// the password hash, the allowlist, the trusted proxies, TLS and the host
-// names (access.hosts; left out while empty, so that servers started before
-// it existed keep their digest). A backend
+// the password hash, the allowlist, the trusted proxies, TLS, the host
+// names and the portal's key and portal_only (each left out while empty,
+// so that servers started before they existed keep their digest). A backend
 // keeps it with a running server (Spec.AccessDigest), so that `up` can
 // tell when they changed. It is a hash of a hash: it gives nothing away.
 func (s AgentSpec) AccessDigest() string {
@@ -21,7 +21,9 @@ func (s AgentSpec) AccessDigest() string {
 		TLSKey         string   `json:"tls_key"`
 		TLSSelfSigned  bool     `json:"tls_self_signed"`
 		Hosts          []string `json:"hosts,omitempty"`
-	}{s.PasswordHash, s.Allow, s.TrustedProxies, s.TLSCert, s.TLSKey, s.TLSSelfSigned, s.Hosts})
+		PortalKey      string   `json:"portal_key,omitempty"`
+		PortalOnly     bool     `json:"portal_only,omitempty"`
+	}{s.PasswordHash, s.Allow, s.TrustedProxies, s.TLSCert, s.TLSKey, s.TLSSelfSigned, s.Hosts, s.PortalKey, s.PortalOnly})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }

@@ -36,6 +36,8 @@ func TestAccessDigest(t *testing.T) {
 		"tls key":         func(s *AgentSpec) { s.TLSKey = "key" },
 		"self-signed":     func(s *AgentSpec) { s.TLSSelfSigned = true },
 		"hosts":           func(s *AgentSpec) { s.Hosts = []string{"notebooks.example.com"} },
+		"portal key":      func(s *AgentSpec) { s.PortalKey = "AAAA" },
+		"portal only":     func(s *AgentSpec) { s.PortalOnly = true },
 	} {
 		changed := base
 		mod(&changed)

@@ -40,6 +40,14 @@ type AgentSpec struct {
 
 	// PasswordHash is the argon2id hash the front door checks.
 	PasswordHash string `json:"password_hash"`
+	// PortalKey is the team portal's Ed25519 public key, base64 (standard
+	// encoding), set when `spinbook portal` starts the server: the front
+	// door then takes the portal's one-time open tokens (gateway
+	// Options.PortalKey). Empty: no portal.
+	PortalKey string `json:"portal_key,omitempty"`
+	// PortalOnly (access.portal_only) turns the password login off: only
+	// the portal's Open gets in. Requires PortalKey.
+	PortalOnly bool `json:"portal_only,omitempty"`
 	// Allow and TrustedProxies are CIDRs, as in access.allow and
 	// access.trusted_proxies; empty Allow means loopback only.
 	Allow          []string `json:"allow,omitempty"`

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/config"
+	"github.com/spinbook/spinbook/internal/portal/client"
 	"github.com/spinbook/spinbook/internal/ui"
 )
 
@@ -45,70 +47,35 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 			if snapshot && !purge {
 				return usagef("down --snapshot: a snapshot is taken only of a workspace being deleted; add --purge")
 			}
+			if ok, err := e.viaPortal(func(pc *client.Client) error {
+				if snapshot {
+					return usagef("down --snapshot: the portal takes no snapshots; ask its operator, or run down --purge --snapshot with the backend's own config (--config)")
+				}
+				return e.downViaPortal(cmd, pc, purge, force, timeout)
+			}); ok || err != nil {
+				return err
+			}
 			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err
 			}
-			snapper, canSnap := be.(backend.Snapshotter)
-			if snapshot && !canSnap {
+			if _, canSnap := be.(backend.Snapshotter); snapshot && !canSnap {
 				return usagef("down --snapshot: the %s backend takes no snapshots; leave --snapshot out (nothing was stopped)", be.Name())
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), commandTimeout(cmd, be, "down", timeout))
 			defer cancel()
-			before, err := be.Status(ctx, user)
+			out, before, err := stopServer(ctx, e, cfg, be, user, purge, snapshot, force)
 			if err != nil {
-				return fmt.Errorf("down: %w", err)
-			}
-			var saved *saveJSON
-			if before.State == backend.Running {
-				if saved, err = saveBeforeDown(ctx, e, cfg, before, force); err != nil {
-					return err
-				}
-			}
-			if purge {
-				if err := purgeAllowed(cfg.Repo.URL != "", saved, force); err != nil {
-					return err
-				}
-			}
-			p := ui.NewProgress(e.stderr)
-			if err := be.Down(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
-				return fmt.Errorf("down: %w", err)
-			}
-			var snapID string
-			if purge {
-				pg, ok := be.(backend.Purger)
-				if !ok {
-					return fmt.Errorf("down --purge: the %s backend cannot remove workspaces; the server is down, its workspace kept", be.Name())
-				}
-				if snapshot {
-					if snapID, err = snapper.Snapshot(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
-						return fmt.Errorf("down --purge --snapshot: %w; the server is down, its workspace kept", err)
-					}
-					// Said at once: a purge that fails after it still
-					// leaves the snapshot.
-					fmt.Fprintf(e.stderr, "final snapshot of %s's workspace: %s\n", user, snapID)
-				}
-				if err := pg.Purge(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
-					return fmt.Errorf("down --purge: %w", err)
-				}
-			}
-			after, err := be.Status(ctx, user)
-			if err != nil {
-				return fmt.Errorf("down: %w", err)
+				return err
 			}
 			if e.json {
-				return ui.JSON(e.stdout, downJSON{serverJSON: serverJSON{Server: after}, Save: saved, Snapshot: snapID})
+				return ui.JSON(e.stdout, out)
 			}
-			switch {
-			case before.State == backend.Absent && !purge:
-				fmt.Fprintf(e.stdout, "%s has no server; nothing to do\n", user)
-			case purge && snapID != "":
-				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is deleted, its last state kept in snapshot %s\n", user, snapID)
-			case purge:
-				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is deleted\n", user)
-			default:
-				fmt.Fprintf(e.stdout, "%s's server is down; the workspace is kept\n", user)
+			msg := downMessage(user, before == backend.Absent, purge)
+			if out.Snapshot != "" {
+				msg += ", its last state kept in snapshot " + out.Snapshot
 			}
+			fmt.Fprintln(e.stdout, msg)
 			return nil
 		},
 	}
@@ -118,6 +85,78 @@ down is safe to repeat: with no server, it does nothing and says so.`,
 	cmd.Flags().BoolVar(&snapshot, "snapshot", false, "with --purge (aws): take a snapshot of the workspace first and print its id")
 	return cmd
 }
+
+// downMessage tells a person what down did.
+func downMessage(user string, wasAbsent, purge bool) string {
+	switch {
+	case wasAbsent && !purge:
+		return user + " has no server; nothing to do"
+	case purge:
+		return user + "'s server is down; the workspace is deleted"
+	}
+	return user + "'s server is down; the workspace is kept"
+}
+
+// stopServer is down's work, shared with the portal: save first (the
+// save-first rule, see saveBeforeDown), then take the server down, and with
+// purge its workspace (with snapshot, a final snapshot of it first: the
+// backend must be a Snapshotter). Progress goes to e.stderr. It returns what down
+// --json prints and the server's state before.
+func stopServer(ctx context.Context, e *env, cfg *config.Config, be backend.Backend, user string, purge, snapshot, force bool) (downJSON, backend.State, error) {
+	before, err := be.Status(ctx, user)
+	if err != nil {
+		return downJSON{}, "", fmt.Errorf("down: %w", err)
+	}
+	var saved *saveJSON
+	if before.State == backend.Running {
+		if saved, err = saveBeforeDown(ctx, e, cfg, before, force); err != nil {
+			return downJSON{}, before.State, refusedError{err}
+		}
+	}
+	if purge {
+		if err := purgeAllowed(cfg.Repo.URL != "", saved, force); err != nil {
+			return downJSON{}, before.State, refusedError{err}
+		}
+	}
+	p := ui.NewProgress(e.stderr)
+	var snapID string
+	if err := be.Down(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
+		return downJSON{}, before.State, fmt.Errorf("down: %w", err)
+	}
+	if purge {
+		pg, ok := be.(backend.Purger)
+		if !ok {
+			return downJSON{}, before.State, fmt.Errorf("down --purge: the %s backend cannot remove workspaces; the server is down, its workspace kept", be.Name())
+		}
+		if snapshot {
+			snapper, ok := be.(backend.Snapshotter)
+			if !ok {
+				return downJSON{}, before.State, fmt.Errorf("down --purge --snapshot: the %s backend takes no snapshots; the server is down, its workspace kept", be.Name())
+			}
+			if snapID, err = snapper.Snapshot(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
+				return downJSON{}, before.State, fmt.Errorf("down --purge --snapshot: %w; the server is down, its workspace kept", err)
+			}
+			// Said at once: a purge that fails after it still leaves
+			// the snapshot.
+			fmt.Fprintf(e.stderr, "final snapshot of %s's workspace: %s\n", user, snapID)
+		}
+		if err := pg.Purge(ctx, user, func(ev backend.Event) { p.Step(ev.Message) }); err != nil {
+			return downJSON{}, before.State, fmt.Errorf("down --purge: %w", err)
+		}
+	}
+	after, err := be.Status(ctx, user)
+	if err != nil {
+		return downJSON{}, before.State, fmt.Errorf("down: %w", err)
+	}
+	return downJSON{serverJSON: serverJSON{Server: after}, Save: saved, Snapshot: snapID}, before.State, nil
+}
+
+// refusedError marks a down that refused to go on, the server untouched:
+// its work could not be saved first, or a purge would lose it.
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string { return e.err.Error() }
+func (e refusedError) Unwrap() error { return e.err }
 
 // downJSON is what `down --json` prints: the server after down, and what
 // the save before it did.

@@ -48,8 +48,8 @@ func idleSpec(cfg *config.Config, size string) *backend.Idle {
 	return spec
 }
 
-// idleJSON is what status and ls add for a running server, from its agent.
-type idleJSON struct {
+// IdleJSON is what status and ls add for a running server, from its agent.
+type IdleJSON struct {
 	Size          string `json:"size,omitempty"`
 	UptimeSeconds int64  `json:"uptime_seconds"`
 	IdleSeconds   int64  `json:"idle_seconds"`
@@ -79,7 +79,7 @@ type idleJSON struct {
 
 // idleOf asks srv's agent about activity, the coming stop and the cost;
 // nil when the server does not run or cannot say.
-func idleOf(ctx context.Context, srv backend.Server) *idleJSON {
+func idleOf(ctx context.Context, srv backend.Server) *IdleJSON {
 	if srv.State != backend.Running || srv.ControlToken == "" {
 		return nil
 	}
@@ -94,8 +94,8 @@ func idleOf(ctx context.Context, srv backend.Server) *idleJSON {
 	return i
 }
 
-func idleFromAgent(s *agent.IdleStatus) *idleJSON {
-	return &idleJSON{
+func idleFromAgent(s *agent.IdleStatus) *IdleJSON {
+	return &IdleJSON{
 		Size:           s.Size,
 		UptimeSeconds:  int64(time.Since(s.StartedAt) / time.Second),
 		IdleSeconds:    s.IdleSeconds,
@@ -113,8 +113,8 @@ func idleFromAgent(s *agent.IdleStatus) *idleJSON {
 
 // idleOfAll asks every running server at once. A backend whose List
 // leaves out control tokens (docker) is asked for each server's status.
-func idleOfAll(ctx context.Context, be backend.Backend, servers []backend.Server) []*idleJSON {
-	out := make([]*idleJSON, len(servers))
+func idleOfAll(ctx context.Context, be backend.Backend, servers []backend.Server) []*IdleJSON {
+	out := make([]*IdleJSON, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		if s.State != backend.Running {
@@ -134,7 +134,7 @@ func idleOfAll(ctx context.Context, be backend.Backend, servers []backend.Server
 }
 
 // idleRows are status's lines about activity, the coming stop and cost.
-func idleRows(i *idleJSON) [][]string {
+func idleRows(i *IdleJSON) [][]string {
 	if i == nil {
 		return nil
 	}
@@ -169,7 +169,7 @@ func idleRows(i *idleJSON) [][]string {
 	return rows
 }
 
-func costText(i *idleJSON) string {
+func costText(i *IdleJSON) string {
 	if i == nil || i.CostPerHour == nil {
 		return "-"
 	}
@@ -182,7 +182,7 @@ func costText(i *idleJSON) string {
 }
 
 // idleColumns are ls's SIZE, IDLE, STOPS IN and COST columns.
-func idleColumns(i *idleJSON) []string {
+func idleColumns(i *IdleJSON) []string {
 	if i == nil {
 		return []string{"-", "-", "-", "-"}
 	}

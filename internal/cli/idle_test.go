@@ -43,7 +43,7 @@ sizes:
 			}
 		})
 	}
-	if got := costText(&idleJSON{CostPerHour: ptr(0.4242), CostSoFar: ptr(0.85), SpotPrice: true}); got != "$0.85 so far, $0.4242/h (spot, estimated)" {
+	if got := costText(&IdleJSON{CostPerHour: ptr(0.4242), CostSoFar: ptr(0.85), SpotPrice: true}); got != "$0.85 so far, $0.4242/h (spot, estimated)" {
 		t.Errorf("costText = %q", got)
 	}
 }

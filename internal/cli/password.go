@@ -1,15 +1,9 @@
 package cli
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/spinbook/spinbook/internal/secret"
 )
@@ -49,31 +43,16 @@ never stored anywhere.`,
 // readPassword reads twice without echo from a terminal, else one line
 // from stdin.
 func (e *env) readPassword() (string, error) {
-	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(e.stderr, "Password: ")
-		a, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(e.stderr)
-		if err != nil {
-			return "", fmt.Errorf("read password: %w", err)
-		}
-		fmt.Fprint(e.stderr, "Again:    ")
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(e.stderr)
-		if err != nil {
-			return "", fmt.Errorf("read password: %w", err)
-		}
-		if string(a) != string(b) {
-			return "", usagef("the two passwords differ; run it again")
-		}
-		return string(a), nil
+	a, err := e.readSecret("Password: ", "password")
+	if _, tty := e.stdinTerminal(); err != nil || !tty {
+		return a, err
 	}
-	line, err := bufio.NewReader(e.stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read password: %w", err)
+	b, err := e.readSecret("Again:    ", "password")
+	if err != nil {
+		return "", err
 	}
-	line = strings.TrimRight(line, "\r\n")
-	if line == "" {
-		return "", usagef("no password on stdin: pipe one in, or run in a terminal to be prompted")
+	if a != b {
+		return "", usagef("the two passwords differ; run it again")
 	}
-	return line, nil
+	return a, nil
 }

@@ -102,7 +102,9 @@ command, saving your work to git first.
 
 Configuration comes from --config, else $SPINBOOK_CONFIG, else ./spinbook.yaml,
 else $XDG_CONFIG_HOME/spinbook/config.yaml; with none, spinbook runs servers on
-this machine, reachable from this machine only, with a generated password.`,
+this machine, reachable from this machine only, with a generated password.
+After ` + "`spinbook login PORTAL_URL`" + `, up, down, status, ls, save and extend go
+through that team portal instead, unless --config or $SPINBOOK_CONFIG is given.`,
 		Example: `  spinbook up                 # start your server, print its URL and password
   spinbook status             # is it running? where?
   spinbook down               # stop it (the workspace is kept)
@@ -112,13 +114,13 @@ this machine, reachable from this machine only, with a generated password.`,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.configPath, "config", "", "config file (default ./spinbook.yaml, then $XDG_CONFIG_HOME/spinbook/config.yaml)")
-	pf.VarP(&e.user, "user", "u", "whose server (default $SPINBOOK_USER, then your OS user name)")
+	pf.VarP(&e.user, "user", "u", "whose server (default $SPINBOOK_USER, then your OS user name; through a portal, the token's user)")
 	pf.BoolVar(&e.json, "json", false, "print results as JSON, for scripts")
 	pf.BoolVar(&e.debug, "debug", false, "show debug logs and the whole error chain")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInit(e), newUp(e), newDown(e), newStatus(e), newLs(e), newLogs(e),
-		newPassword(e), newVersion(e), newAgent(e),
+		newPassword(e), newVersion(e), newAgent(e), newPortal(e),
 	)
 	root.AddCommand(newModels(e))
 	root.AddCommand(newSite(e))
@@ -126,6 +128,7 @@ this machine, reachable from this machine only, with a generated password.`,
 	root.AddCommand(newSave(e), newGitCredential())
 	root.AddCommand(newExtend(e))
 	root.AddCommand(newIMDSRelay(e))
+	root.AddCommand(newLogin(e), newLogout(e))
 	return root
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/gitwork"
+	"github.com/spinbook/spinbook/internal/portal/client"
 	"github.com/spinbook/spinbook/internal/tlscert"
 	"github.com/spinbook/spinbook/internal/ui"
 )
@@ -56,12 +57,15 @@ without their outputs; the workspace keeps them.`,
   spinbook save --user alice --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			if ok, err := e.viaPortal(func(pc *client.Client) error { return e.saveViaPortal(ctx, pc, message) }); ok || err != nil {
+				return err
+			}
 			_, user, be, err := e.openServer()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
 			srv, err := be.Status(ctx, user)
 			if err != nil {
 				return fmt.Errorf("save: %w", err)
@@ -74,22 +78,28 @@ without their outputs; the workspace keeps them.`,
 			if err != nil {
 				return fmt.Errorf("save: %w", err)
 			}
-			if e.json {
-				if err := ui.JSON(e.stdout, out); err != nil {
-					return err
-				}
-			} else {
-				printSave(e.stdout, out)
-			}
-			if out.Repo && out.PushedTo == "" && !out.UpToDate {
-				return fmt.Errorf("save: nothing reached the remote (%s); the work is safe in %s", out.Reason, out.Bundle)
-			}
-			return nil
+			return e.finishSave(out)
 		},
 	}
 	cmd.Flags().StringVarP(&message, "message", "m", "", "the commit message (default: names the user and the time)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd
+}
+
+// finishSave prints what a save did; one that reached no remote is an
+// error (exit 1), though the work is safe in a bundle.
+func (e *env) finishSave(out saveJSON) error {
+	if e.json {
+		if err := ui.JSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		printSave(e.stdout, out)
+	}
+	if out.Repo && out.Result != nil && out.PushedTo == "" && !out.UpToDate {
+		return fmt.Errorf("save: nothing reached the remote (%s); the work is safe in %s", out.Reason, out.Bundle)
+	}
+	return nil
 }
 
 // printSave tells a person where the work went.

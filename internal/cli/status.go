@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/portal/client"
 	"github.com/spinbook/spinbook/internal/ui"
 )
 
@@ -36,6 +37,9 @@ whether each resolves here and now, as the next up would need; never a value.`,
   spinbook status --user alice --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ok, err := e.viaPortal(func(pc *client.Client) error { return e.statusViaPortal(cmd.Context(), pc) }); ok || err != nil {
+				return err
+			}
 			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err
@@ -46,48 +50,59 @@ whether each resolves here and now, as the next up would need; never a value.`,
 			}
 			secrets := checkSecrets(cmd.Context(), cfg)
 			idle := idleOf(cmd.Context(), srv)
-			if e.json {
-				return ui.JSON(e.stdout, serverJSON{Server: srv, Secrets: secrets, idleJSON: idle})
-			}
-			state := string(srv.State)
-			if srv.State == backend.Running && srv.Ready {
-				state += " (ready)"
-			} else if srv.State == backend.Running {
-				state += " (Jupyter not answering yet)"
-			}
-			rows := [][]string{{"user:", srv.User}, {"backend:", srv.Backend}, {"state:", state}}
-			if srv.State == backend.Absent && srv.Workspace != "" {
-				// A workspace kept without its server (aws).
-				rows = append(rows, []string{"workspace:", srv.Workspace})
-			}
-			if srv.State != backend.Absent {
-				rows = append(rows, []string{"url:", srv.URL}, []string{"health:", srv.HealthURL},
-					[]string{"workspace:", srv.Workspace})
-				if srv.TLSFingerprint != "" {
-					rows = append(rows, []string{"tls:", "SHA-256 " + srv.TLSFingerprint})
-				}
-				if !srv.StartedAt.IsZero() {
-					rows = append(rows, []string{"started:", srv.StartedAt.Local().Format(time.DateTime) +
-						" (" + ui.Duration(time.Since(srv.StartedAt)) + " ago)"})
-				}
-				rows = append(rows, idleRows(idle)...)
-			}
-			if srv.Detail != "" {
-				rows = append(rows, []string{"note:", srv.Detail})
-			}
-			for i, sj := range secrets {
-				label := ""
-				if i == 0 {
-					label = "secrets:"
-				}
-				rows = append(rows, []string{label, sj.describe()})
-			}
-			for _, r := range rows {
-				fmt.Fprintf(e.stdout, "%-11s %s\n", r[0], r[1])
-			}
-			return nil
+			return e.printStatus(serverJSON{Server: srv, Secrets: secrets, IdleJSON: idle}, "")
 		},
 	}
+}
+
+// printStatus prints one server as `status` does; via is the portal's URL
+// when the answer came through one.
+func (e *env) printStatus(sj serverJSON, via string) error {
+	if e.json {
+		return ui.JSON(e.stdout, sj)
+	}
+	srv := sj.Server
+	state := string(srv.State)
+	if srv.State == backend.Running && srv.Ready {
+		state += " (ready)"
+	} else if srv.State == backend.Running {
+		state += " (Jupyter not answering yet)"
+	}
+	rows := [][]string{{"user:", srv.User}}
+	if via != "" {
+		rows = append(rows, []string{"portal:", via + " (logged in; --config FILE uses a backend directly)"})
+	}
+	rows = append(rows, []string{"backend:", srv.Backend}, []string{"state:", state})
+	if srv.State == backend.Absent && srv.Workspace != "" {
+		// A workspace kept without its server (aws).
+		rows = append(rows, []string{"workspace:", srv.Workspace})
+	}
+	if srv.State != backend.Absent {
+		rows = append(rows, []string{"url:", srv.URL}, []string{"health:", srv.HealthURL},
+			[]string{"workspace:", srv.Workspace})
+		if srv.TLSFingerprint != "" {
+			rows = append(rows, []string{"tls:", "SHA-256 " + srv.TLSFingerprint})
+		}
+		if !srv.StartedAt.IsZero() {
+			rows = append(rows, []string{"started:", srv.StartedAt.Local().Format(time.DateTime) +
+				" (" + ui.Duration(time.Since(srv.StartedAt)) + " ago)"})
+		}
+		rows = append(rows, idleRows(sj.IdleJSON)...)
+	}
+	if srv.Detail != "" {
+		rows = append(rows, []string{"note:", srv.Detail})
+	}
+	for i, sec := range sj.Secrets {
+		label := ""
+		if i == 0 {
+			label = "secrets:"
+		}
+		rows = append(rows, []string{label, sec.describe()})
+	}
+	for _, r := range rows {
+		fmt.Fprintf(e.stdout, "%-11s %s\n", r[0], r[1])
+	}
+	return nil
 }
 
 func newLs(e *env) *cobra.Command {
@@ -106,6 +121,9 @@ monthly cost, those kept with no server included (--json:
   spinbook ls --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ok, err := e.viaPortal(func(pc *client.Client) error { return e.lsViaPortal(cmd.Context(), pc) }); ok || err != nil {
+				return err
+			}
 			cfg, err := e.loadConfig()
 			if err != nil {
 				return err
@@ -119,42 +137,11 @@ monthly cost, those kept with no server included (--json:
 				return fmt.Errorf("ls: %w", err)
 			}
 			idles := idleOfAll(cmd.Context(), be, servers)
-			if e.json {
-				out := make([]serverJSON, 0, len(servers))
-				for i, s := range servers {
-					out = append(out, serverJSON{Server: s, idleJSON: idles[i]})
-				}
-				return ui.JSON(e.stdout, out)
+			out := make([]serverJSON, 0, len(servers))
+			for i, srv := range servers {
+				out = append(out, serverJSON{Server: srv, IdleJSON: idles[i]})
 			}
-			if len(servers) == 0 {
-				fmt.Fprintln(e.stderr, "no servers; start one with `spinbook up`")
-				for _, n := range volumeNotes(cmd.Context(), be, servers) {
-					fmt.Fprintln(e.stdout, n)
-				}
-				return nil
-			}
-			var rows [][]string
-			var notes []string
-			for i, s := range servers {
-				up := "-"
-				if s.State == backend.Running && !s.StartedAt.IsZero() {
-					up = ui.Duration(time.Since(s.StartedAt))
-				}
-				state := string(s.State)
-				if idles[i] != nil && idles[i].StopBlocked != "" {
-					state += " (stop blocked)"
-					notes = append(notes, s.User+": stop blocked: "+idles[i].StopBlocked)
-				}
-				rows = append(rows, append([]string{s.User, state, up}, append(idleColumns(idles[i]), s.URL)...))
-			}
-			notes = append(notes, volumeNotes(cmd.Context(), be, servers)...)
-			if err := ui.Table(e.stdout, []string{"USER", "STATE", "UPTIME", "SIZE", "IDLE", "STOPS IN", "COST", "URL"}, rows); err != nil {
-				return err
-			}
-			for _, n := range notes {
-				fmt.Fprintln(e.stdout, n)
-			}
-			return nil
+			return e.printList(out, volumeNotes(cmd.Context(), be, servers))
 		},
 	}
 }
@@ -193,4 +180,41 @@ func volumeText(v backend.Volume) string {
 		s += fmt.Sprintf(", about $%.2f a month", *v.MonthlyCost)
 	}
 	return s
+}
+
+// printList prints servers as `ls` does, and extra notes under the
+// table.
+func (e *env) printList(servers []serverJSON, extra []string) error {
+	if e.json {
+		return ui.JSON(e.stdout, servers)
+	}
+	if len(servers) == 0 {
+		fmt.Fprintln(e.stderr, "no servers; start one with `spinbook up`")
+		for _, n := range extra {
+			fmt.Fprintln(e.stdout, n)
+		}
+		return nil
+	}
+	var rows [][]string
+	var notes []string
+	for _, s := range servers {
+		up := "-"
+		if s.State == backend.Running && !s.StartedAt.IsZero() {
+			up = ui.Duration(time.Since(s.StartedAt))
+		}
+		state := string(s.State)
+		if s.IdleJSON != nil && s.StopBlocked != "" {
+			state += " (stop blocked)"
+			notes = append(notes, s.User+": stop blocked: "+s.StopBlocked)
+		}
+		rows = append(rows, append([]string{s.User, state, up}, append(idleColumns(s.IdleJSON), s.URL)...))
+	}
+	notes = append(notes, extra...)
+	if err := ui.Table(e.stdout, []string{"USER", "STATE", "UPTIME", "SIZE", "IDLE", "STOPS IN", "COST", "URL"}, rows); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		fmt.Fprintln(e.stdout, n)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
+	"github.com/spinbook/spinbook/internal/portal/client"
 	"github.com/spinbook/spinbook/internal/secret"
 	"github.com/spinbook/spinbook/internal/ui"
 )
@@ -24,7 +25,7 @@ type serverJSON struct {
 	Secrets []secretJSON `json:"secrets,omitempty"`
 	// Activity, the coming idle stop and cost, and which Jupyter runs
 	// (status and ls, running servers).
-	*idleJSON
+	*IdleJSON
 }
 
 func newUp(e *env) *cobra.Command {
@@ -58,9 +59,15 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
   spinbook up --size gpu            # with the resources of sizes.gpu`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ok, err := e.viaPortal(func(pc *client.Client) error { return e.upViaPortal(cmd, pc, size, timeout) }); ok || err != nil {
+				return err
+			}
 			cfg, user, be, err := e.openServer()
 			if err != nil {
 				return err
+			}
+			if cfg.Access.PortalOnly {
+				return usagef("access.portal_only is set, so only `spinbook portal` may start servers (nobody could open one started here): start it from the portal, or unset access.portal_only")
 			}
 			if size != "" {
 				if _, err := cfg.LookupSize(size); err != nil {
@@ -73,44 +80,78 @@ run ` + "`spinbook password`" + ` and put the hash in the config.`,
 				fmt.Fprintln(e.stderr, "Warning:", hint)
 			}
 
-			agentSpec, err := buildAgentSpec(ctx, cfg)
+			p := ui.NewProgress(e.stderr)
+			res, err := startServer(ctx, cfg, be, startOptions{User: user, Size: size, KeepFailed: keepFailed}, func(ev backend.Event) { p.Step(ev.Message) })
 			if err != nil {
 				return err
 			}
-			agentSpec.Idle = idleSpec(cfg, size)
-			// The access settings as configured, before a generated
-			// password: a running server with others is restarted.
-			digest := agentSpec.AccessDigest()
-			if srv, err := be.Status(ctx, user); err == nil && srv.State == backend.Running && srv.Ready && srv.AccessDigest == digest {
-				return e.printUp(srv, "")
+			if !res.WasReady && cfg.Repo.Enabled() {
+				reportRepo(ctx, p, res.Server)
 			}
-			password := ""
-			if agentSpec.PasswordHash == "" {
-				password = generatePassword()
-				if agentSpec.PasswordHash, err = secret.HashPassword(password); err != nil {
-					return err
-				}
-			}
-			spec := backend.Spec{User: user, Agent: agentSpec, Size: size, AccessDigest: digest, KeepFailed: keepFailed}
-			p := ui.NewProgress(e.stderr)
-			p.Step(fmt.Sprintf("bringing up %s's server (%s backend)", user, be.Name()))
-			srv, err := be.Up(ctx, spec, func(ev backend.Event) { p.Step(ev.Message) })
-			if err != nil {
-				return fmt.Errorf("up: %w", err)
-			}
-			if !srv.Started {
-				password = "" // it was already running with another password
-			}
-			if spec.Agent.Repo != nil {
-				reportRepo(ctx, p, srv)
-			}
-			return e.printUp(srv, password)
+			return e.printUp(res.Server, res.Password)
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Minute, "give up if the server is not ready after this long")
 	cmd.Flags().BoolVar(&keepFailed, "keep-failed", false, "aws: leave a stack that failed to come up for inspection instead of deleting it")
 	cmd.Flags().StringVar(&size, "size", "", "resources for the server, a name from the config's sizes (docker, aws, kubernetes)")
 	return cmd
+}
+
+// startOptions say which server startServer brings up.
+type startOptions struct {
+	User, Size string
+	KeepFailed bool
+	// PortalKey is the portal's public key (base64) when `spinbook portal`
+	// starts the server; then access.portal_only applies.
+	PortalKey string
+}
+
+// startResult is what startServer did.
+type startResult struct {
+	backend.Server
+	// Password is the generated one, to be shown once; "" when the config
+	// has a hash or the server was already running.
+	Password string
+	// WasReady: the server already ran, ready, with the same access
+	// settings; nothing was done.
+	WasReady bool
+}
+
+// startServer is up's work, shared with the portal: it builds the agent
+// spec from the config, returns the server as it is when it already runs
+// with the same access settings, and otherwise brings it up, reporting
+// progress.
+func startServer(ctx context.Context, cfg *config.Config, be backend.Backend, o startOptions, progress func(backend.Event)) (startResult, error) {
+	agentSpec, err := buildAgentSpec(ctx, cfg)
+	if err != nil {
+		return startResult{}, err
+	}
+	agentSpec.Idle = idleSpec(cfg, o.Size)
+	agentSpec.PortalKey = o.PortalKey
+	agentSpec.PortalOnly = o.PortalKey != "" && cfg.Access.PortalOnly
+	// The access settings as configured, before a generated
+	// password: a running server with others is restarted.
+	digest := agentSpec.AccessDigest()
+	if srv, err := be.Status(ctx, o.User); err == nil && srv.State == backend.Running && srv.Ready && srv.AccessDigest == digest {
+		return startResult{Server: srv, WasReady: true}, nil
+	}
+	password := ""
+	if agentSpec.PasswordHash == "" {
+		password = generatePassword()
+		if agentSpec.PasswordHash, err = secret.HashPassword(password); err != nil {
+			return startResult{}, err
+		}
+	}
+	spec := backend.Spec{User: o.User, Agent: agentSpec, Size: o.Size, AccessDigest: digest, KeepFailed: o.KeepFailed}
+	progress(backend.Event{Message: fmt.Sprintf("bringing up %s's server (%s backend)", o.User, be.Name())})
+	srv, err := be.Up(ctx, spec, progress)
+	if err != nil {
+		return startResult{}, fmt.Errorf("up: %w", err)
+	}
+	if !srv.Started {
+		password = "" // it was already running with another password
+	}
+	return startResult{Server: srv, Password: password}, nil
 }
 
 func (e *env) printUp(srv backend.Server, password string) error {

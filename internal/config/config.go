@@ -74,6 +74,9 @@ type Config struct {
 	// warn_before 10m. Sizes may override it (sizes.NAME.idle).
 	Idle Idle `yaml:"idle"`
 
+	// Portal configures `spinbook portal`, the team's web portal.
+	Portal Portal `yaml:"portal"`
+
 	// Path is the file the configuration came from, as given to Load or
 	// Parse; "" when it holds defaults only.
 	Path string `yaml:"-"`
@@ -118,6 +121,12 @@ type Access struct {
 	// password and the session cookie would travel in clear. For tests and
 	// closed networks only. Default: false.
 	InsecureHTTP bool `yaml:"insecure_http"`
+
+	// PortalOnly turns the servers' own password login off: people get in
+	// only through the team portal's Open (`spinbook portal`, which starts
+	// servers with its key). `spinbook up` refuses it, since a server it
+	// started could then not be opened at all. Default: false.
+	PortalOnly bool `yaml:"portal_only"`
 
 	// TLS makes the front door serve HTTPS: `self-signed` (a certificate
 	// made once per server; `up` prints its fingerprint) or {cert, key}

@@ -21,7 +21,7 @@ func Find(explicit string) (path string, err error) {
 		return mustExist(env, "$SPINBOOK_CONFIG")
 	}
 	candidates := []string{"spinbook.yaml"}
-	if dir := userConfigDir(); dir != "" {
+	if dir := UserConfigDir(); dir != "" {
 		candidates = append(candidates, filepath.Join(dir, "spinbook", "config.yaml"))
 	}
 	for _, c := range candidates {
@@ -61,8 +61,8 @@ func isFile(path string) (bool, error) {
 	return true, nil
 }
 
-// userConfigDir is $XDG_CONFIG_HOME, else ~/.config, else "".
-func userConfigDir() string {
+// UserConfigDir is $XDG_CONFIG_HOME, else ~/.config, else "".
+func UserConfigDir() string {
 	if x := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(x) {
 		return x
 	}

@@ -49,6 +49,7 @@ func (c *Config) Validate() error {
 	v.models()
 	v.repo()
 	v.idle()
+	v.portal()
 	v.secretRefs()
 
 	if len(v.problems) == 0 {

@@ -22,6 +22,7 @@
 package gateway
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -122,6 +123,15 @@ type Options struct {
 	// the session check, several times faster than Jupyter and with
 	// Jupyter's cache headers; what it does not find still goes to Jupyter.
 	Static []StaticRoute
+
+	// PortalKey is the team portal's Ed25519 public key: with it, the
+	// front door takes the portal's open tokens at /spinbook/portal-login
+	// (portaltoken.go). Nil: that route answers 404.
+	PortalKey ed25519.PublicKey
+
+	// PortalOnly turns the password login off: people get in only through
+	// the portal's Open. Requires PortalKey.
+	PortalOnly bool
 }
 
 // defaultAllow admits loopback clients only.
@@ -156,6 +166,10 @@ type Gateway struct {
 	static   []staticMount // Options.Static, longest prefix first
 	kernels  *kernelTracker
 	conns    connRegistry // upgraded connections (websockets)
+
+	portalKey  ed25519.PublicKey // Options.PortalKey
+	portalOnly bool
+	usedTokens usedTokens // open tokens taken, until they expire
 }
 
 // ControlPrefix starts the paths of the control API (Options.Control).
@@ -183,7 +197,12 @@ func New(opts Options) (*Gateway, error) {
 		control:    opts.Control,
 		activity:   opts.OnActivity,
 		banner:     opts.Banner,
+		portalKey:  opts.PortalKey,
+		portalOnly: opts.PortalOnly,
 	}
+	// The portal's Open posts from the portal's site; the open token
+	// authenticates that post (portallogin.go).
+	g.csrf.AddInsecureBypassPattern("POST " + portalLoginPath)
 	static, err := openStatic(opts.Static)
 	if err != nil {
 		return nil, fmt.Errorf("gateway options: %w", err)
@@ -244,6 +263,12 @@ func (o *Options) validate() error {
 		if !p.IsValid() {
 			errs = append(errs, fmt.Errorf("trusted proxies: invalid prefix %v", p))
 		}
+	}
+	if o.PortalKey != nil && len(o.PortalKey) != ed25519.PublicKeySize {
+		errs = append(errs, fmt.Errorf("portal key: want %d bytes, got %d", ed25519.PublicKeySize, len(o.PortalKey)))
+	}
+	if o.PortalOnly && o.PortalKey == nil {
+		errs = append(errs, errors.New("portal only: needs the portal key, or nobody could get in"))
 	}
 	if o.SessionTTL < 0 {
 		errs = append(errs, fmt.Errorf("session ttl %v: must not be negative", o.SessionTTL))
@@ -375,6 +400,12 @@ func (g *Gateway) serveOwn(w http.ResponseWriter, r *http.Request, client netip.
 		default:
 			g.methodNotAllowed(w, "GET, HEAD, POST")
 		}
+	case portalLoginPath:
+		if r.Method != http.MethodPost {
+			g.methodNotAllowed(w, "POST")
+			return
+		}
+		g.portalLogin(w, r, client)
 	case logoutPath:
 		if r.Method != http.MethodPost {
 			g.methodNotAllowed(w, "POST")

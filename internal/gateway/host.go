@@ -108,7 +108,14 @@ func hostName(host string) (string, bool) {
 
 // hostAllowed reports whether the request's Host names this server.
 func (g *Gateway) hostAllowed(r *http.Request) bool {
-	name, ok := hostName(r.Host)
+	return HostAllowed(r.Host, g.hosts)
+}
+
+// HostAllowed reports whether host, a Host header value, names one of
+// names (as NormalizeHost returns them), "localhost" or an IP address:
+// the front door's check, also made by the portal.
+func HostAllowed(host string, names map[string]struct{}) bool {
+	name, ok := hostName(host)
 	if !ok {
 		return false
 	}
@@ -118,7 +125,7 @@ func (g *Gateway) hostAllowed(r *http.Request) bool {
 	if _, err := netip.ParseAddr(name); err == nil {
 		return true
 	}
-	_, ok = g.hosts[name]
+	_, ok = names[name]
 	return ok
 }
 

@@ -25,6 +25,10 @@ const (
 func (g *Gateway) loginPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	next := SanitizeNext(q.Get("next"))
+	if g.portalOnly && !g.sessions.touch(r.Header["Cookie"], g.cookieName, g.now()) {
+		g.writeMessage(w, http.StatusOK, pagePortalOnly, "")
+		return
+	}
 	if g.sessions.touch(r.Header["Cookie"], g.cookieName, g.now()) {
 		redirect(w, next, http.StatusSeeOther)
 		return
@@ -38,16 +42,12 @@ func (g *Gateway) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // login checks a submitted password and, if it is right, starts a session.
 func (g *Gateway) login(w http.ResponseWriter, r *http.Request, client netip.Addr) {
-	// A login form is small and quick to send: neither a large nor a
-	// trickling body may hold the handler.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(loginReadTimeout))
-	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
-	if err := r.ParseForm(); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			g.writeMessage(w, http.StatusRequestEntityTooLarge, pageTooLarge, "")
-			return
-		}
-		g.writeMessage(w, http.StatusBadRequest, pageBadForm, "")
+	if g.portalOnly {
+		g.log.Warn("password login refused: portal only", "client", addrString(client))
+		g.writeMessage(w, http.StatusForbidden, pagePortalOnly, "")
+		return
+	}
+	if !g.readLoginForm(w, r, maxLoginBody) {
 		return
 	}
 	next := SanitizeNext(r.PostForm.Get("next"))
@@ -80,6 +80,24 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request, client netip.Add
 	g.setSessionCookie(w, g.sessions.create(g.now()))
 	g.log.Info("login", "client", addrString(client))
 	redirect(w, next, http.StatusSeeOther)
+}
+
+// readLoginForm reads a login form of at most max bytes into r.PostForm;
+// false when it has answered the request itself. A login form is small
+// and quick to send: neither a large nor a trickling body may hold the
+// handler.
+func (g *Gateway) readLoginForm(w http.ResponseWriter, r *http.Request, max int64) bool {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(loginReadTimeout))
+	r.Body = http.MaxBytesReader(w, r.Body, max)
+	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			g.writeMessage(w, http.StatusRequestEntityTooLarge, pageTooLarge, "")
+			return false
+		}
+		g.writeMessage(w, http.StatusBadRequest, pageBadForm, "")
+		return false
+	}
+	return true
 }
 
 // checkPassword runs CheckPassword, at most two at a time: each argon2id

@@ -89,6 +89,21 @@ var (
 		Text:  "The server is busy checking other logins.",
 		Hint:  "Try again in a moment.",
 	}
+	pageOpenRefused = message{
+		Title: "Could not open",
+		Text:  "This link from the portal is not valid here: it was used already, expired, or is for another server.",
+		Hint:  "Go back to the portal and press Open again.",
+	}
+	pageOpenRateLimited = message{
+		Title: "Too many attempts",
+		Text:  "Too many failed logins came from your address.",
+		Hint:  "Wait a minute, then press Open in the portal again.",
+	}
+	pagePortalOnly = message{
+		Title: "Open this server from the portal",
+		Text:  "Password login is turned off on this server (access.portal_only).",
+		Hint:  "Sign in to your team's spinbook portal and press Open.",
+	}
 	pageUpstream = message{
 		Title: "Jupyter is not answering",
 		Text:  "Jupyter is not answering (it may be starting or busy).",
