@@ -23,7 +23,8 @@ import (
 )
 
 // portalWorld is a world with `spinbook portal` running over its config
-// (the local backend) with password users alice and bob.
+// (the local backend) with password users pc-alice and pc-bob (names of
+// their own: the harness counts any Jupyter of a user of its world as its own).
 type portalWorld struct {
 	*world
 	url       string
@@ -39,9 +40,9 @@ func newPortalWorld(t *testing.T) *portalWorld {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	pw := &portalWorld{passwords: map[string]string{"alice": "alice-" + rand.Text(), "bob": "bob-" + rand.Text()}}
+	pw := &portalWorld{passwords: map[string]string{"pc-alice": "alice-" + rand.Text(), "pc-bob": "bob-" + rand.Text()}}
 	cfg := "portal:\n  listen: " + addr + "\n  users:\n"
-	for _, u := range []string{"alice", "bob"} {
+	for _, u := range []string{"pc-alice", "pc-bob"} {
 		hash, err := secret.HashPassword(pw.passwords[u])
 		if err != nil {
 			t.Fatal(err)
@@ -49,7 +50,7 @@ func newPortalWorld(t *testing.T) *portalWorld {
 		cfg += "    " + u + ": {password_hash: '" + hash + "'}\n"
 	}
 	pw.world = newWorldPorts(t, jupyterFlavour(t, flavourNotebook6).config+cfg, "18950-18999")
-	pw.users["alice"], pw.users["bob"] = true, true // the world's cleanup downs their servers
+	pw.users["pc-alice"], pw.users["pc-bob"] = true, true // the world's cleanup downs their servers
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "portal", "--state-dir", filepath.Join(t.TempDir(), "portal"))
@@ -199,9 +200,9 @@ func (c *cliAs) run(stdin string, args ...string) result {
 // revoked token is refused with a clear error. The token never shows.
 func TestPortalCLI(t *testing.T) {
 	pw := newPortalWorld(t)
-	aliceWeb, aliceCSRF := pw.signIn(t, "alice")
+	aliceWeb, aliceCSRF := pw.signIn(t, "pc-alice")
 	aliceTok, aliceTokID := pw.makeToken(t, aliceWeb, aliceCSRF)
-	bobWeb, bobCSRF := pw.signIn(t, "bob")
+	bobWeb, bobCSRF := pw.signIn(t, "pc-bob")
 	bobTok, _ := pw.makeToken(t, bobWeb, bobCSRF)
 	alice, bob := newCLIAs(t), newCLIAs(t)
 
@@ -223,36 +224,36 @@ func TestPortalCLI(t *testing.T) {
 		return r
 	}
 
-	step(alice, aliceTok+"\n", 0, "logged in to "+pw.url+" as alice", "", "login", pw.url)
-	step(bob, bobTok+"\n", 0, "as bob", "", "login", pw.url)
+	step(alice, aliceTok+"\n", 0, "logged in to "+pw.url+" as pc-alice", "", "login", pw.url)
+	step(bob, bobTok+"\n", 0, "as pc-bob", "", "login", pw.url)
 
 	r := step(alice, "", 0, "", "", "up", "--json")
 	var s server
-	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.User != "alice" || s.State != "running" || !s.Ready || s.Backend != "local" {
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.User != "pc-alice" || s.State != "running" || !s.Ready || s.Backend != "local" {
 		t.Fatalf("up --json through the portal: %+v, %v\n%s", s, err, r)
 	}
 	step(alice, "", 0, "portal:     "+pw.url, "", "status")
 	step(alice, "", 0, "running (ready)", "", "status")
-	step(alice, "", 0, "alice's server has no repo configured", "", "save")
-	step(alice, "", 0, "alice's server", "", "extend", "--for", "2h")
+	step(alice, "", 0, "pc-alice's server has no repo configured", "", "save")
+	step(alice, "", 0, "pc-alice's server", "", "extend", "--for", "2h")
 
 	// bob sees neither alice's server nor a way to act on it.
-	step(bob, "", 1, "", `no server "alice" that you can see`, "status", "--user", "alice")
-	step(bob, "", 1, "", `no server "alice" that you can see`, "down", "--user", "alice")
+	step(bob, "", 1, "", `no server "pc-alice" that you can see`, "status", "--user", "pc-alice")
+	step(bob, "", 1, "", `no server "pc-alice" that you can see`, "down", "--user", "pc-alice")
 	r = step(bob, "", 0, "", "", "ls", "--json")
-	if strings.Contains(r.stdout, `"alice"`) {
+	if strings.Contains(r.stdout, `"pc-alice"`) {
 		t.Fatalf("bob's ls --json shows alice's server:\n%s", r.stdout)
 	}
 	r = step(alice, "", 0, "", "", "ls", "--json")
-	if !strings.Contains(r.stdout, `"user": "alice"`) {
+	if !strings.Contains(r.stdout, `"user": "pc-alice"`) {
 		t.Fatalf("alice's ls --json lacks her server:\n%s", r.stdout)
 	}
-	if st := pw.status("alice"); st.State != "running" {
+	if st := pw.status("pc-alice"); st.State != "running" {
 		t.Fatalf("after bob's down, alice's server is %s", st.State)
 	}
 
-	step(alice, "", 0, "alice's server is down", "", "down")
-	if st := pw.status("alice"); st.State == "running" {
+	step(alice, "", 0, "pc-alice's server is down", "", "down")
+	if st := pw.status("pc-alice"); st.State == "running" {
 		t.Fatalf("after down through the portal, the backend says alice's server is %s", st.State)
 	}
 
