@@ -64,6 +64,9 @@ type Options struct {
 	SDK *awssdk.Config
 	// Poll is how often stack progress is asked for; default 5s.
 	Poll time.Duration
+	// HTTP asks the agents through their load balancers (nil: a client
+	// with a 10s timeout; the tests' reaches the instance stand-in's).
+	HTTP *http.Client
 }
 
 // ErrNoRegion and ErrNoCredentials say what is missing before anything
@@ -109,6 +112,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*AWS, error) {
 	if opts.Poll == 0 {
 		opts.Poll = 5 * time.Second
 	}
+	if opts.HTTP == nil {
+		opts.HTTP = &http.Client{Timeout: 10 * time.Second}
+	}
 	a := &AWS{
 		cfg:       cfg,
 		log:       log,
@@ -122,7 +128,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*AWS, error) {
 			o.ResponseChecksumValidation = awssdk.ResponseChecksumValidationWhenRequired
 		}),
 		logs: cloudwatchlogs.NewFromConfig(sdk),
-		http: &http.Client{Timeout: 10 * time.Second},
+		http: opts.HTTP,
 		poll: opts.Poll,
 	}
 	return a, nil
