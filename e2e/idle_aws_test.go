@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/backend/aws"
-	"github.com/spinbook/spinbook/internal/backend/aws/awsstandin"
+	"github.com/spinbook/spinbook/internal/backend/aws/awstest"
 	"github.com/spinbook/spinbook/internal/gitwork/gittest"
 	"github.com/spinbook/spinbook/internal/secret"
 )
@@ -36,10 +38,10 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 // awsAgent is an agent run as the aws task runs it (the spec in
 // SPINBOOK_AGENT_SPEC_JSON, the release command the aws backend sets),
-// against a STAND-IN for CloudFormation holding the stacks of alice (its
-// own) and bob, with a real git remote and no model store.
+// against moto (package awstest) holding the stacks of alice (its own) and
+// bob, with a real git remote and no model store.
 type awsAgent struct {
-	si      *awsstandin.StandIn
+	moto    *awstest.AWS
 	g       *gittest.Server
 	token   string
 	work    string
@@ -52,10 +54,14 @@ type awsAgent struct {
 func startAWSAgent(t *testing.T, idle backend.Idle) *awsAgent {
 	t.Helper()
 	needJupyter(t)
-	si := awsstandin.New()
-	t.Cleanup(si.Close)
-	si.AddStack("spinbook-e2e-alice")
-	si.AddStack("spinbook-e2e-bob")
+	m := awstest.Start(t)
+	cf := cloudformation.NewFromConfig(m.Config())
+	for _, name := range []string{"spinbook-e2e-alice", "spinbook-e2e-bob"} {
+		if _, err := cf.CreateStack(t.Context(), &cloudformation.CreateStackInput{StackName: awssdk.String(name),
+			TemplateBody: awssdk.String(`{"Resources":{"Log":{"Type":"AWS::Logs::LogGroup","Properties":{"LogGroupName":"/` + name + `"}}}}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	token := "canary-" + newID()
 	g := gittest.New(t, token, "main", gitSeed)
@@ -86,11 +92,8 @@ func startAWSAgent(t *testing.T, idle backend.Idle) *awsAgent {
 	data, _ := json.Marshal(spec)
 	home := t.TempDir()
 	cmd := exec.Command(bin, "agent", "--spec-env", "SPINBOOK_AGENT_SPEC_JSON")
-	cmd.Env = append(os.Environ(), "SPINBOOK_AGENT_SPEC_JSON="+string(data), "HOME="+home,
-		"AWS_ENDPOINT_URL="+si.URL, "AWS_ACCESS_KEY_ID=AKIDSTANDIN", "AWS_SECRET_ACCESS_KEY=stand-in-secret",
-		"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE="+filepath.Join(home, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "none"))
-	a := &awsAgent{si: si, g: g, token: token, work: work, spec: spec, logs: &syncBuffer{}, exited: make(chan error, 1),
+	cmd.Env = append(append(os.Environ(), m.Env()...), "SPINBOOK_AGENT_SPEC_JSON="+string(data), "HOME="+home)
+	a := &awsAgent{moto: m, g: g, token: token, work: work, spec: spec, logs: &syncBuffer{}, exited: make(chan error, 1),
 		control: fmt.Sprintf("http://127.0.0.1:%d/spinbook/api/", ports[0])}
 	cmd.Stdout, cmd.Stderr = a.logs, a.logs
 	if err := cmd.Start(); err != nil {
@@ -123,15 +126,14 @@ func (a *awsAgent) waitExit(t *testing.T, d time.Duration) {
 	}
 }
 
-// deleted lists the stacks DeleteStack was called for.
-func (a *awsAgent) deleted() []string {
-	var out []string
-	for _, req := range a.si.CFNRequests {
-		if form, _ := url.ParseQuery(req); form.Get("Action") == "DeleteStack" {
-			out = append(out, form.Get("StackName"))
-		}
+// status is the stack's status in moto; "gone" when there is none.
+func (a *awsAgent) status(t *testing.T, name string) string {
+	t.Helper()
+	out, err := cloudformation.NewFromConfig(a.moto.Config()).DescribeStacks(t.Context(), &cloudformation.DescribeStacksInput{StackName: &name})
+	if err != nil || len(out.Stacks) == 0 || out.Stacks[0].StackStatus == "DELETE_COMPLETE" {
+		return "gone"
 	}
-	return out
+	return string(out.Stacks[0].StackStatus)
 }
 
 // awsIdle is the part of the agent's status this test reads.
@@ -162,7 +164,7 @@ func (a *awsAgent) idleStatus(t *testing.T) awsIdle {
 // TestAWSIdleStopDeletesOwnStack runs the agent as the aws task does with
 // a short stop_after: it saves the workspace to the team repo, then runs
 // `spinbook aws delete-own-stack`, which deletes its own stack — and no
-// other — from a STAND-IN for CloudFormation, then exits.
+// other — from moto, then exits.
 func TestAWSIdleStopDeletesOwnStack(t *testing.T) {
 	a := startAWSAgent(t, backend.Idle{StopAfter: 6 * time.Second, WarnBefore: 2 * time.Second})
 	gittest.WriteFiles(t, a.work, map[string]string{"unsaved.txt": "written, never saved by hand\n"})
@@ -176,13 +178,10 @@ func TestAWSIdleStopDeletesOwnStack(t *testing.T) {
 	if saved < 0 || released < 0 || released < saved {
 		t.Errorf("want the save (at %d) before the release (at %d) in the agent's log:\n%s", saved, released, out)
 	}
-	if deleted := a.deleted(); len(deleted) != 1 || deleted[0] != "spinbook-e2e-alice" {
-		t.Errorf("DeleteStack was called for %q, want only spinbook-e2e-alice\n%s", deleted, out)
+	if status := a.status(t, "spinbook-e2e-alice"); status != "gone" {
+		t.Errorf("alice's stack is %s after the release, want it deleted\n%s", status, out)
 	}
-	if status, _, _, _ := a.si.Stack("spinbook-e2e-alice"); status != "DELETE_COMPLETE" {
-		t.Errorf("alice's stack is %s after the release, want DELETE_COMPLETE", status)
-	}
-	if status, _, _, _ := a.si.Stack("spinbook-e2e-bob"); status != "CREATE_COMPLETE" {
+	if status := a.status(t, "spinbook-e2e-bob"); status != "CREATE_COMPLETE" {
 		t.Errorf("bob's stack is %s, want it untouched", status)
 	}
 	if strings.Contains(out, a.token) {
@@ -219,11 +218,8 @@ func TestAWSIdleStopKeepsTheStackWhileWorkIsUnsaved(t *testing.T) {
 	waitFor(t, "a second try of the save", 60*time.Second, func() bool {
 		return strings.Count(a.logs.String(), "the server stays up: its work could not be saved") >= 2
 	})
-	if deleted := a.deleted(); len(deleted) != 0 {
-		t.Fatalf("DeleteStack was called for %q while the work was unsaved\n%s", deleted, a.logs.String())
-	}
-	if status, _, _, _ := a.si.Stack("spinbook-e2e-alice"); status != "CREATE_COMPLETE" {
-		t.Fatalf("alice's stack is %s while her work is unsaved, want it kept", status)
+	if status := a.status(t, "spinbook-e2e-alice"); status != "CREATE_COMPLETE" {
+		t.Fatalf("alice's stack is %s while her work is unsaved, want it kept\n%s", status, a.logs.String())
 	}
 	if got := a.g.Tree(t, "main")["unsaved.txt"]; got != "" {
 		t.Fatalf("the remote took the work with the token revoked: %q", got)
@@ -234,8 +230,11 @@ func TestAWSIdleStopKeepsTheStackWhileWorkIsUnsaved(t *testing.T) {
 	if got := a.g.Tree(t, "main")["unsaved.txt"]; got != "written, never saved by hand\n" {
 		t.Errorf("the remote main after the retry holds unsaved.txt = %q, want the work\n%s", got, a.logs.String())
 	}
-	if deleted := a.deleted(); len(deleted) != 1 || deleted[0] != "spinbook-e2e-alice" {
-		t.Errorf("DeleteStack was called for %q after the save, want spinbook-e2e-alice once", deleted)
+	if status := a.status(t, "spinbook-e2e-alice"); status != "gone" {
+		t.Errorf("alice's stack is %s after the save, want it deleted", status)
+	}
+	if status := a.status(t, "spinbook-e2e-bob"); status != "CREATE_COMPLETE" {
+		t.Errorf("bob's stack is %s, want it untouched", status)
 	}
 	if strings.Contains(a.logs.String(), a.token) {
 		t.Error("the agent's output holds the repo token")

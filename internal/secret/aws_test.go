@@ -5,31 +5,36 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spinbook/spinbook/internal/backend/aws/awsstandin"
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/spinbook/spinbook/internal/backend/aws/awstest"
 )
 
-// awsStandIn points the AWS SDK's default chain at a stand-in for Secrets
-// Manager and SSM (see package awsstandin), with static test credentials.
-func awsStandIn(t *testing.T) *awsstandin.StandIn {
+// awsMoto points the AWS SDK's default chain at moto (package awstest),
+// with static test credentials.
+func awsMoto(t *testing.T) *awstest.AWS {
 	t.Helper()
-	si := awsstandin.New()
-	t.Cleanup(si.Close)
-	t.Setenv("AWS_ENDPOINT_URL", si.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "stand-in-secret")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
-	t.Setenv("AWS_PROFILE", "")
-	return si
+	m := awstest.Start(t)
+	m.Setenv(t)
+	return m
 }
 
 func TestAWSReferences(t *testing.T) {
-	si := awsStandIn(t)
+	m := awsMoto(t)
 	const value = "CANARY-dw-password-from-aws"
-	arn := si.PutSecret("team/dw", value)
-	si.Parameters["/team/dw/password"] = value + "-ssm"
+	out, err := secretsmanager.NewFromConfig(m.Config()).CreateSecret(t.Context(), &secretsmanager.CreateSecretInput{
+		Name: awssdk.String("team/dw"), SecretString: awssdk.String(value)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := *out.ARN
+	if _, err := ssm.NewFromConfig(m.Config()).PutParameter(t.Context(), &ssm.PutParameterInput{
+		Name: awssdk.String("/team/dw/password"), Value: awssdk.String(value + "-ssm"), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		in   string
@@ -58,7 +63,7 @@ func TestAWSReferences(t *testing.T) {
 }
 
 func TestAWSReferenceWithoutCredentials(t *testing.T) {
-	awsStandIn(t)
+	awsMoto(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -62,7 +62,7 @@ func TestFreePriority(t *testing.T) {
 // them on the next up, and each stack is a target group and a rule for
 // USER.DOMAIN, with no load balancer of its own.
 func TestFlowSharedLoadBalancer(t *testing.T) {
-	w := newWorldOf(t, "shared-alb", "alice", collidesWithAlice)
+	w := newStandInWorldOf(t, "shared-alb", "alice", collidesWithAlice)
 	w.si.Outputs[exportListener] = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/spinbook-test/50dc6c495c0c9188/f2f7dc8efc522ab2"
 	w.si.Outputs[outputLoadBalancerDNS] = "spinbook-test-1234567890.us-east-1.elb.amazonaws.com"
 	ctx := t.Context()

@@ -75,6 +75,9 @@ type Options struct {
 	// Stops reads the stop records of spot servers whose instance AWS
 	// took back (the command line: from the model store); nil: none.
 	Stops backend.StopRecords
+	// HTTP asks the agents through their load balancers (nil: a client
+	// with a 10s timeout; the tests' reaches the instance stand-in's).
+	HTTP *http.Client
 }
 
 // ErrNoRegion and ErrNoCredentials say what is missing before anything
@@ -120,6 +123,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*AWS, error) {
 	if opts.Poll == 0 {
 		opts.Poll = 5 * time.Second
 	}
+	if opts.HTTP == nil {
+		opts.HTTP = &http.Client{Timeout: 10 * time.Second}
+	}
 	a := &AWS{
 		cfg:       cfg,
 		log:       log,
@@ -134,7 +140,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*AWS, error) {
 		}),
 		logs:  cloudwatchlogs.NewFromConfig(sdk),
 		ec2:   ec2.NewFromConfig(sdk),
-		http:  &http.Client{Timeout: 10 * time.Second},
+		http:  opts.HTTP,
 		poll:  opts.Poll,
 		stops: opts.Stops,
 	}

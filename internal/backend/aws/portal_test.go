@@ -109,7 +109,7 @@ func TestPortalService(t *testing.T) {
 // secret of the config in any CloudFormation request), adds no version
 // when it is unchanged, and site down deletes it.
 func TestFlowSitePortalConfig(t *testing.T) {
-	w := newWorldOf(t, "portal", "alice")
+	w := newStandInWorldOf(t, "portal", "alice")
 	w.si.Outputs[exportListener] = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/spinbook-test/50dc6c495c0c9188/f2f7dc8efc522ab2"
 	w.si.Outputs[outputPortalURL] = "https://notebooks.example.com/"
 	ctx := t.Context()

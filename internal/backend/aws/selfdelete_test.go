@@ -2,59 +2,41 @@ package aws
 
 import (
 	"errors"
-	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
-	"github.com/spinbook/spinbook/internal/backend/aws/awsstandin"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 )
 
-// deletedStacks are the StackName of every DeleteStack the stand-in got.
-func deletedStacks(si *awsstandin.StandIn) []string {
-	var out []string
-	for _, req := range si.CFNRequests {
-		form, _ := url.ParseQuery(req)
-		if form.Get("Action") == "DeleteStack" {
-			out = append(out, form.Get("StackName"))
-		}
-	}
-	return out
-}
-
 // TestDeleteOwnStack: the release after an idle stop deletes exactly the
-// server's own stack, waits until it is gone, and leaves the others.
+// server's own stack in moto — built from the real instance template —
+// waits until it is gone, and leaves the others.
 func TestDeleteOwnStack(t *testing.T) {
-	si := awsstandin.New()
-	t.Cleanup(si.Close)
-	si.AddStack("spinbook-test-alice")
-	si.AddStack("spinbook-test-bob")
-	sdk := awssdk.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "stand-in-secret", ""),
-		BaseEndpoint: awssdk.String(si.URL),
+	w := newWorld(t)
+	ctx := t.Context()
+	if err := w.be.SiteUp(ctx, w.events.add); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"alice", "bob"} {
+		deployInstanceStack(t, w, user)
 	}
 	var lines []string
-	if err := DeleteOwnStack(t.Context(), sdk, "spinbook-test-alice", 10*time.Second, func(s string) { lines = append(lines, s) }); err != nil {
+	if err := DeleteOwnStack(ctx, w.moto.Config(), "spinbook-test-alice", 30*time.Second, func(s string) { lines = append(lines, s) }); err != nil {
 		t.Fatalf("DeleteOwnStack: %v", err)
 	}
-	if got := deletedStacks(si); !slices.Equal(got, []string{"spinbook-test-alice"}) {
-		t.Errorf("DeleteStack was called for %q, want only spinbook-test-alice", got)
+	if st := w.stack(t, "spinbook-test-alice"); st != nil {
+		t.Errorf("alice's stack is %s after the wait, want it gone", st.StackStatus)
 	}
-	if status, _, _, _ := si.Stack("spinbook-test-alice"); status != "DELETE_COMPLETE" {
-		t.Errorf("alice's stack is %s after the wait, want DELETE_COMPLETE", status)
-	}
-	if status, _, _, _ := si.Stack("spinbook-test-bob"); status != "CREATE_COMPLETE" {
-		t.Errorf("bob's stack is %s, want it untouched", status)
+	if st := w.stack(t, "spinbook-test-bob"); st == nil || st.StackStatus != types.StackStatusCreateComplete {
+		t.Errorf("bob's stack is %+v, want it untouched", st)
 	}
 	if !strings.Contains(strings.Join(lines, "\n"), "spinbook-test-alice is deleted") {
 		t.Errorf("progress does not say the stack is deleted: %q", lines)
 	}
 
+	sdk := w.moto.Config()
 	tests := []struct {
 		name  string
 		stack string
@@ -73,7 +55,35 @@ func TestDeleteOwnStack(t *testing.T) {
 			}
 		})
 	}
-	if got := deletedStacks(si); len(got) != 1 {
-		t.Errorf("a refused release still called DeleteStack: %q", got)
+	if st := w.stack(t, "spinbook-test-bob"); st == nil || st.StackStatus != types.StackStatusCreateComplete {
+		t.Errorf("a refused release touched bob's stack: %+v", st)
+	}
+}
+
+// deployInstanceStack makes user's instance stack from the real template,
+// as `spinbook up` does, without waiting for an agent.
+func deployInstanceStack(t *testing.T, w *world, user string) {
+	t.Helper()
+	site := w.stack(t, SiteStackName("test"))
+	// The instance stack imports the user's workspace volume.
+	if _, err := w.be.ensureWorkspace(t.Context(), site, user, w.cfg.WorkspaceGiB(""), output(site, outputStackRole), w.events.add); err != nil {
+		t.Fatalf("%s's workspace: %v", user, err)
+	}
+	body, err := templateBody(InstanceTemplate(w.cfg, InstanceParams{User: user}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := w.be.putSecret(t.Context(), SecretPrefix("test", user)+secretSpec, `{"user":"`+user+`"}`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := baseTags("test")
+	tags[tagUser], tags[tagRole] = user, "instance"
+	if _, err := w.be.deploy(t.Context(), deployment{
+		name: InstanceStackName("test", user), body: body, tags: tags, roleARN: output(site, outputStackRole),
+		params: map[string]string{paramImage: "quay.io/jupyter/base-notebook", paramAgentKey: "agent/x/spinbook",
+			paramAgentSHA256: strings.Repeat("0", 64), paramSpecSecretARN: secret.ARN, paramSpecVersionID: secret.VersionID},
+	}, w.events.add); err != nil {
+		t.Fatalf("deploy %s's stack: %v", user, err)
 	}
 }

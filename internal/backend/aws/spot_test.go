@@ -136,7 +136,7 @@ const noSpotReason = `Resource handler returned message: "There is no Spot capac
 // up says so and starts the server on-demand, priced on-demand, without
 // the spot watch; the next up leaves it as it is.
 func TestFlowSpotPreferFallsBack(t *testing.T) {
-	w := newWorld(t)
+	w := newStandInWorld(t)
 	ctx := t.Context()
 	if err := w.be.SiteUp(ctx, w.events.add); err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestFlowSpotPreferFallsBack(t *testing.T) {
 // TestFlowSpotTrueNoCapacity: with spot: true and no spot capacity, up
 // fails saying what to do, and does not fall back.
 func TestFlowSpotTrueNoCapacity(t *testing.T) {
-	w := newWorld(t)
+	w := newStandInWorld(t)
 	if err := w.be.SiteUp(t.Context(), w.events.add); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestFlowSpotTrueNoCapacity(t *testing.T) {
 // left its record, status says so — stopped, when, where the work went —
 // and the next up replaces the stack, whose instance is gone.
 func TestFlowSpotReclaimed(t *testing.T) {
-	w := newWorld(t)
+	w := newStandInWorld(t)
 	ctx := t.Context()
 	var gone atomic.Bool
 	agent := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {

@@ -9,9 +9,9 @@ import (
 )
 
 // newWorldUp is newWorld with the site up and alice's server up.
-func newWorldUp(t *testing.T) *world {
+func newWorldUp(t *testing.T) *standInWorld {
 	t.Helper()
-	w := newWorld(t)
+	w := newStandInWorld(t)
 	if err := w.be.SiteUp(t.Context(), w.events.add); err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func newWorldUp(t *testing.T) *world {
 
 // workspaceSize is the size of the volume in the workspace stack's
 // current template.
-func workspaceSize(t *testing.T, w *world, user string) int {
+func workspaceSize(t *testing.T, w *standInWorld, user string) int {
 	t.Helper()
 	var tpl struct {
 		Resources map[string]struct {
@@ -42,7 +42,7 @@ func workspaceSize(t *testing.T, w *world, user string) int {
 // volume without touching its stack; purge refuses while the server is
 // there, then deletes the volume and its stack, and is safe to repeat.
 func TestWorkspaceOutlivesTheServer(t *testing.T) {
-	w := newWorld(t)
+	w := newStandInWorld(t)
 	ctx := t.Context()
 	if err := w.be.SiteUp(ctx, w.events.add); err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestWorkspaceOutlivesTheServer(t *testing.T) {
 // workspace volume, tagged with its user and site, complete before the
 // volume goes; a second call (a purge cut short after it) takes no other.
 func TestWorkspaceFinalSnapshot(t *testing.T) {
-	w := newWorld(t)
+	w := newStandInWorld(t)
 	ctx := t.Context()
 	if err := w.be.SiteUp(ctx, w.events.add); err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestWorkspaceFinalSnapshot(t *testing.T) {
 // TestWorkspaceGrowsNeverShrinks: a size with more storage grows the
 // volume (an update of its stack), one with less leaves it, saying why.
 func TestWorkspaceGrowsNeverShrinks(t *testing.T) {
-	w := newWorld(t)
+	w := newStandInWorld(t)
 	ctx := t.Context()
 	if err := w.be.SiteUp(ctx, w.events.add); err != nil {
 		t.Fatal(err)

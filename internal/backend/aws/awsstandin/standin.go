@@ -1,5 +1,10 @@
 // Package awsstandin is a STAND-IN for the AWS services the aws backend
-// calls, for tests on a machine without AWS: an HTTP server that speaks the
+// calls. The aws backend's own tests run against moto (package awstest);
+// this stays for what moto cannot play — a stack whose create fails
+// (the failing-stack stand-in of TestFlowRollbackShowsTheReason: moto
+// never reports CREATE_FAILED or a rollback) — and for e2e
+// TestAWSMissingCredentialsAndRegion, which counts that no call reaches
+// it. It is an HTTP server that speaks the
 // real wire protocols for exactly the calls the backend makes — the
 // CloudFormation query protocol (Action=CreateStack, UpdateStack,
 // DeleteStack, DescribeStacks, DescribeStackEvents; XML answers in the

@@ -24,7 +24,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -90,7 +89,11 @@ func Start(t testing.TB) *AWS {
 	python := filepath.Join(filepath.Dir(bin), "python")
 	var m *AWS
 	for attempt := 0; ; attempt++ {
-		port := freePort(t)
+		ports, err := freePorts(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ports[0]
 		m = &AWS{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), Region: Region, logs: &logBuffer{}}
 		m.cmd = exec.Command(python, script, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 		// Nothing of the developer's AWS or moto settings reaches it.
@@ -251,16 +254,6 @@ func cleanEnv() []string {
 		}
 	}
 	return out
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // repoRoot is the directory holding go.mod, from the test's directory up.
