@@ -22,8 +22,7 @@ import (
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -487,17 +486,20 @@ func freePorts(n int) ([]int, error) {
 	return out, nil
 }
 
-// workspaceVolume is the id of user's workspace volume in moto's EC2 (the
-// volume the workspace stack made, tagged spinbook.workspace-of), or ""
+// workspaceVolume is the id of user's workspace volume in moto (what the
+// workspace stack exports as spinbook-SITE-USER-Workspace-VolumeId), or ""
 // when there is none.
 func (in *Instances) workspaceVolume(user string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := ec2.NewFromConfig(in.m.Config()).DescribeVolumes(ctx, &ec2.DescribeVolumesInput{
-		Filters: []ec2types.Filter{{Name: awssdk.String("tag:spinbook.workspace-of"), Values: []string{user}}},
-	})
-	if err != nil || len(out.Volumes) != 1 {
+	out, err := cloudformation.NewFromConfig(in.m.Config()).ListExports(ctx, &cloudformation.ListExportsInput{})
+	if err != nil {
 		return ""
 	}
-	return awssdk.ToString(out.Volumes[0].VolumeId)
+	for _, e := range out.Exports {
+		if strings.HasSuffix(awssdk.ToString(e.Name), "-"+user+"-Workspace-VolumeId") {
+			return awssdk.ToString(e.Value)
+		}
+	}
+	return ""
 }
