@@ -86,14 +86,9 @@ func (s *spinbook) up(ctx context.Context) (upTimes, error) {
 		return u, err
 	}
 	u.returned = time.Since(t0)
-	var st struct {
-		URL       string `json:"url"`
-		HealthURL string `json:"health_url"`
+	if err := s.setURL(out); err != nil {
+		return u, err
 	}
-	if err := json.Unmarshal(out, &st); err != nil || st.URL == "" {
-		return u, fmt.Errorf("spinbook up --json printed %q: %v", out, err)
-	}
-	s.url, s.healthURL = strings.TrimSuffix(st.URL, "/")+"/", st.HealthURL
 	t1 := time.Now()
 	if err := s.login(ctx); err != nil {
 		return u, err
@@ -105,6 +100,19 @@ func (s *spinbook) up(ctx context.Context) (upTimes, error) {
 	}
 	u.answered = time.Since(t2)
 	return u, nil
+}
+
+// setURL keeps the URLs `up --json` printed.
+func (s *spinbook) setURL(upJSON []byte) error {
+	var st struct {
+		URL       string `json:"url"`
+		HealthURL string `json:"health_url"`
+	}
+	if err := json.Unmarshal(upJSON, &st); err != nil || st.URL == "" {
+		return fmt.Errorf("spinbook up --json printed %q: %v", upJSON, err)
+	}
+	s.url, s.healthURL = strings.TrimSuffix(st.URL, "/")+"/", st.HealthURL
+	return nil
 }
 
 // login posts the password to the login form and keeps the session cookie.

@@ -40,8 +40,12 @@ type Report struct {
 
 // Render returns the report as markdown, markers included.
 func (r Report) Render() string {
-	var b strings.Builder
 	begin, end := r.Stack.Markers()
+	return r.render(begin, end, RenderTable(r.Rows))
+}
+
+func (r Report) render(begin, end, table string) string {
+	var b strings.Builder
 	b.WriteString(begin + "\n\n")
 	fmt.Fprintf(&b, "Run %s with:\n\n```sh\n%s\n```\n\n", r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Command)
 	b.WriteString("Machine: " + strings.Join(r.Machine, "; ") + ".\n\n")
@@ -49,7 +53,7 @@ func (r Report) Render() string {
 	if r.Settings != "" {
 		b.WriteString("Settings: " + r.Settings + ".\n\n")
 	}
-	b.WriteString(RenderTable(r.Rows))
+	b.WriteString(table)
 	if len(r.Notes) > 0 {
 		b.WriteString("\n")
 		for _, n := range r.Notes {
@@ -62,11 +66,19 @@ func (r Report) Render() string {
 
 // RenderTable returns rows as a markdown table.
 func RenderTable(rows []Row) string {
+	cells := make([][]string, len(rows))
+	for i, r := range rows {
+		cells[i] = []string{r.Benchmark, r.Metric, r.Spinbook, r.Jupyter, r.Hub, r.VsJupyter, r.VsHub, r.Goal}
+	}
+	return markdownTable("| benchmark | metric | spinbook | Jupyter (direct) | JupyterHub + CHP | spinbook ÷ Jupyter | spinbook ÷ Hub | goal |\n|---|---|--:|--:|--:|--:|--:|---|\n", cells)
+}
+
+// markdownTable writes rows of cells under head (the header and rule
+// lines); an empty cell prints as "–".
+func markdownTable(head string, rows [][]string) string {
 	var b strings.Builder
-	b.WriteString("| benchmark | metric | spinbook | Jupyter (direct) | JupyterHub + CHP | spinbook ÷ Jupyter | spinbook ÷ Hub | goal |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|---|\n")
-	for _, r := range rows {
-		cells := []string{r.Benchmark, r.Metric, r.Spinbook, r.Jupyter, r.Hub, r.VsJupyter, r.VsHub, r.Goal}
+	b.WriteString(head)
+	for _, cells := range rows {
 		for i, c := range cells {
 			if c == "" {
 				c = "–"
