@@ -152,29 +152,7 @@ func (h *kubeHub) spawn(ctx context.Context, user string) error {
 
 // stopServer stops user's server and waits until the hub reports it gone.
 func (h *kubeHub) stopServer(ctx context.Context, user string) error {
-	code, body, err := h.hubAPI(ctx, http.MethodDelete, "users/"+user+"/server", "")
-	if err != nil || (code != http.StatusNoContent && code != http.StatusAccepted) {
-		return fmt.Errorf("jupyterhub: DELETE users/%s/server: %d %s %v", user, code, body, err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		code, body, err := h.hubAPI(ctx, http.MethodGet, "users/"+user, "")
-		var u struct {
-			Server  *string `json:"server"`
-			Pending *string `json:"pending"`
-		}
-		if err == nil && code == http.StatusOK && json.Unmarshal(body, &u) == nil && u.Server == nil && u.Pending == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("jupyterhub: server of %s not gone after 2 minutes (%d %s %v)", user, code, body, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(h.poll * 10):
-		}
-	}
+	return stopHubServer(ctx, h.hubAPI, user, 10*h.poll, 2*time.Minute)
 }
 
 // list is the hub's equivalent of `spinbook ls`: the users with a running

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"runtime"
-	"strings"
 	"time"
 )
 
@@ -28,19 +27,7 @@ func RenderKube(r Report) string {
 // ReplaceKubeSection puts section in place of the Kubernetes section of
 // doc, or appends it under heading.
 func ReplaceKubeSection(doc, heading, section string) string {
-	i := strings.Index(doc, KubeBeginMarker)
-	j := strings.Index(doc, KubeEndMarker)
-	if i >= 0 && j > i {
-		end := j + len(KubeEndMarker)
-		if end < len(doc) && doc[end] == '\n' {
-			end++
-		}
-		return doc[:i] + section + doc[end:]
-	}
-	if !strings.HasSuffix(doc, "\n") {
-		doc += "\n"
-	}
-	return doc + "\n" + heading + "\n\n" + section
+	return replaceBetween(doc, heading, section, KubeBeginMarker, KubeEndMarker)
 }
 
 func ratioD(a, b time.Duration) string { return Ratio(float64(a), float64(b)) }

@@ -94,7 +94,13 @@ func markdownTable(head string, rows [][]string) string {
 // the section of doc between those markers; a doc without one gets it
 // appended under heading.
 func ReplaceSection(doc, heading, section string, stack Stack) string {
-	begin, endMarker := stack.Markers()
+	begin, end := stack.Markers()
+	return replaceBetween(doc, heading, section, begin, end)
+}
+
+// replaceBetween puts section in place of what lies between begin and
+// endMarker (both included), or appends it to doc under heading.
+func replaceBetween(doc, heading, section, begin, endMarker string) string {
 	i := strings.Index(doc, begin)
 	j := strings.Index(doc, endMarker)
 	if i >= 0 && j > i {
