@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -332,5 +333,37 @@ func TestIngress(t *testing.T) {
 	}
 	if _, err := k.cs.NetworkingV1().Ingresses(k.ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{}); err == nil {
 		t.Error("the ingress is still there after Down")
+	}
+}
+
+// TestUpReturnsWhenTheAgentIsReady: the Service publishes the pod before
+// the kubelet's readiness probe passes, and Up returns once the agent
+// itself says ready through it (not at a probe's period): the server it
+// returns answers /readyz at once.
+func TestUpReturnsWhenTheAgentIsReady(t *testing.T) {
+	k, _ := newBackend(t, nil)
+	s := spec(t, "k8s-ready", "pw-ready")
+	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
+	srv, err := k.Up(t.Context(), s, nop)
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if !srv.Ready || srv.HealthURL == "" {
+		t.Fatalf("Up = %+v, want ready with a health URL", srv)
+	}
+	resp, err := http.Get(strings.TrimSuffix(srv.HealthURL, "/healthz") + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz right after Up: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz right after Up: %s, want 200", resp.Status)
+	}
+	svc, err := k.cs.CoreV1().Services(k.ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !svc.Spec.PublishNotReadyAddresses {
+		t.Error("the Service waits for the kubelet's readiness probe (publishNotReadyAddresses false)")
 	}
 }
