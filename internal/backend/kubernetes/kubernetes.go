@@ -72,21 +72,24 @@ const annotDigest = backend.LabelAccessDigest
 
 // Where things live inside the pod.
 const (
-	binDir       = "/opt/spinbook"
-	agentPath    = binDir + "/spinbook"
-	runDir       = "/run/spinbook" // memory emptyDir: the spec, exit.json
-	specPath     = runDir + "/spec.json"
-	secretDir    = "/etc/spinbook-spec" // the Secret, in the init container only
-	specKey      = "spec.json"
-	tokenKey     = "control-token"
-	mainName     = "notebook"
-	initName     = "spinbook-agent"
-	frontPort    = 8888
-	healthPort   = 8889
-	frontName    = "front"
-	healthName   = "health"
-	defaultShm   = 64 << 20
-	progressTick = 500 * time.Millisecond
+	binDir    = "/opt/spinbook"
+	agentPath = binDir + "/spinbook"
+	runDir    = "/run/spinbook" // memory emptyDir: the spec, exit.json
+	specPath  = runDir + "/spec.json"
+	// probeCacheDir is the agent's CacheDir: what it learned of Jupyter's
+	// options, which the backend carries to the next pod (probecarry.go).
+	probeCacheDir = runDir + "/cache"
+	secretDir     = "/etc/spinbook-spec" // the Secret, in the init container only
+	specKey       = "spec.json"
+	tokenKey      = "control-token"
+	mainName      = "notebook"
+	initName      = "spinbook-agent"
+	frontPort     = 8888
+	healthPort    = 8889
+	frontName     = "front"
+	healthName    = "health"
+	defaultShm    = 64 << 20
+	progressTick  = 500 * time.Millisecond
 )
 
 // Kubernetes is the kubernetes backend.
@@ -248,6 +251,9 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 	}
 	srv.ControlToken = as.ControlToken
 	srv.Started = true
+	if len(as.ProbeCache) == 0 {
+		k.keepProbe(ctx, srv, as.ControlToken, k.cfg.Image)
+	}
 	return srv, nil
 }
 
@@ -281,7 +287,8 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.A
 	as.Workspace = path.Join(kc.Home, "work")
 	as.StateDir = runDir
 	as.CredentialsDir = kc.Home
-	as.CacheDir = ""
+	as.CacheDir = probeCacheDir
+	as.ProbeCache = keptProbe(k.cfg.Image)
 	as.BundleDir = path.Join(as.Workspace, ".git", "spinbook-bundles")
 	// The agent fits its save on SIGTERM into the pod's grace.
 	as.StopGrace = podGrace(kc)
