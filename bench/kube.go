@@ -359,8 +359,10 @@ func (b *kubeRun) simultaneousBench(ctx context.Context) error {
 	return nil
 }
 
-// lsBench brings each side to LsServers servers (adding to the running
-// ones, Simultaneous at a time) and times listing them, 5 times.
+// lsBench brings one side at a time to LsServers servers (adding to the
+// running ones, Simultaneous at a time), times listing them 5 times, and
+// stops the added ones again: the two sides' 2×LsServers Jupyters never
+// share the node at once.
 func (b *kubeRun) lsBench(ctx context.Context) error {
 	extra := users("kb-", b.o.Simultaneous, b.o.LsServers)
 	if err := b.hub.addUsers(ctx, extra); err != nil {
@@ -373,9 +375,7 @@ func (b *kubeRun) lsBench(ctx context.Context) error {
 				return fmt.Errorf("bring up servers for ls: %w", failed[0])
 			}
 		}
-	}
-	for range 5 {
-		for side := range kubeSides {
+		for range 5 {
 			t0 := time.Now()
 			var n int
 			var err error
@@ -390,8 +390,36 @@ func (b *kubeRun) lsBench(ctx context.Context) error {
 			b.r.ls[side] = append(b.r.ls[side], time.Since(t0))
 			b.r.lsCount[side] = n
 		}
+		if err := b.stopAll(ctx, side, extra); err != nil {
+			return err
+		}
 	}
 	b.logf("ls: spinbook %s (%d), hub %s (%d)", MedianDuration(b.r.ls[0]), b.r.lsCount[0], MedianDuration(b.r.ls[1]), b.r.lsCount[1])
+	return nil
+}
+
+// stopAll stops the servers of names on side, Simultaneous at a time.
+func (b *kubeRun) stopAll(ctx context.Context, side int, names []string) error {
+	batch := max(1, b.o.Simultaneous)
+	for i := 0; i < len(names); i += batch {
+		var wg sync.WaitGroup
+		errs := make([]error, len(names))
+		for j := i; j < min(i+batch, len(names)); j++ {
+			wg.Go(func() {
+				if side == kubeSpinbookSide {
+					errs[j] = b.spinbookDown(ctx, names[j])
+				} else {
+					errs[j] = b.hub.stopServer(ctx, names[j])
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return fmt.Errorf("stop the servers ls listed: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
