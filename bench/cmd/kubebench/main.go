@@ -85,6 +85,11 @@ func run(ctx context.Context, o bench.KubeOptions, quick bool, doc string) error
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the test cluster needs root (scripts/k8s-test-cluster): run bench/kube/run as root or with sudo")
 	}
+	// Every user of each side keeps a workspace claim, and the test cluster
+	// binds claims to premade volumes only.
+	if os.Getenv("K8S_PV_COUNT") == "" {
+		os.Setenv("K8S_PV_COUNT", fmt.Sprint(2*max(o.LsServers, o.Simultaneous)+10))
+	}
 	fmt.Fprintln(os.Stderr, "starting the test cluster (scripts/k8s-test-cluster; waits for another user of it)")
 	defer k8stest.Stop() // also after a panic, or a half-started cluster
 	cl, err := k8stest.Start(o.Bin)
