@@ -115,6 +115,7 @@ func RunKube(ctx context.Context, o KubeOptions, cl KubeCluster) (_ Report, err 
 	}
 	rep := Report{Command: o.Command, Date: time.Now()}
 	loadBefore := loadAverage()
+	rep.Versions = kubeVersions(ctx, o, cl) // the tree the binary was built from, before any later edit
 	if b.r.hubStart, err = b.hub.start(ctx); err != nil {
 		return Report{}, err
 	}
@@ -132,7 +133,6 @@ func RunKube(ctx context.Context, o KubeOptions, cl KubeCluster) (_ Report, err 
 		}
 	}
 	rep.Machine = append(machine(), "load average "+loadBefore+" before, "+loadAverage()+" after")
-	rep.Versions = kubeVersions(ctx, o, cl)
 	rep.Settings = fmt.Sprintf("%d cold and %d warm spawns per side after a warm-up, interleaved; %d users at once per side; `ls` with %d servers per side (median of 5); readiness polled every %s",
 		o.ColdSpawns, o.Spawns, o.Simultaneous, o.LsServers, o.Poll)
 	rep.Rows = b.r.rows(o)
