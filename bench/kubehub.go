@@ -147,7 +147,7 @@ func (h *kubeHub) spawn(ctx context.Context, user string) error {
 	if err != nil || (code != http.StatusCreated && code != http.StatusAccepted) {
 		return fmt.Errorf("jupyterhub: POST users/%s/server: %d %s %v", user, code, body, err)
 	}
-	return pollOK(ctx, newClient(true, 5*time.Second), h.api(user).base+"api/status", h.api(user).header, h.poll, 5*time.Minute)
+	return pollOK(ctx, newClient(true, 5*time.Second), h.api(user).base+"api/status", h.api(user).header, h.poll, upTimeout)
 }
 
 // stopServer stops user's server and waits until the hub reports it gone.

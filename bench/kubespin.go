@@ -42,10 +42,14 @@ func newKubeSpinbook(ctx context.Context, bin, dir, image, kubeconfig, agentImag
 	return s, nil
 }
 
+// upTimeout is how long either side's server may take to answer: the
+// hub's wait (pollOK in kubeHub.spawn) and spinbook's up alike.
+const upTimeout = 5 * time.Minute
+
 // user is the spinbook runner of one user: the local side's machinery
 // (up, login, api) works unchanged on any backend.
 func (s *kubeSpinbook) user(name string) *spinbook {
-	return &spinbook{bin: s.bin, dir: s.dir, user: name, env: s.env, password: s.password, poll: s.poll}
+	return &spinbook{bin: s.bin, dir: s.dir, user: name, env: s.env, password: s.password, poll: s.poll, timeout: upTimeout}
 }
 
 // ls runs `spinbook ls --json` and returns how many servers it listed ready.

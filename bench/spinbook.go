@@ -25,6 +25,7 @@ type spinbook struct {
 	env            []string
 	password       string
 	poll           time.Duration
+	timeout        time.Duration // of one command; 0: 2 minutes
 
 	url, healthURL string // set by up
 	cookie         string // session cookie "name=value", set by login
@@ -52,7 +53,11 @@ func newSpinbook(ctx context.Context, stack Stack, bin, dir string, ports string
 }
 
 func (s *spinbook) run(ctx context.Context, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	timeout := s.timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.bin, append(args, "--user", s.user)...)
 	cmd.Env = s.env
