@@ -132,6 +132,9 @@ func (h *kubeHub) hubAPI(ctx context.Context, method, path, body string) (int, [
 
 // addUsers makes the hub's users.
 func (h *kubeHub) addUsers(ctx context.Context, users []string) error {
+	if len(users) == 0 {
+		return nil // the hub refuses an empty list
+	}
 	body, _ := json.Marshal(map[string]any{"usernames": users})
 	code, out, err := h.hubAPI(ctx, http.MethodPost, "users", string(body))
 	if err != nil || (code != http.StatusCreated && code != http.StatusConflict) {
