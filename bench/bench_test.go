@@ -46,7 +46,7 @@ func TestPercentile(t *testing.T) {
 func TestSummarizeDoesNotReorderItsInput(t *testing.T) {
 	in := []time.Duration{3, 1, 2}
 	s := Summarize(in, 4)
-	want := Summary{N: 3, Failures: 4, Median: 2, P99: 3, Max: 3}
+	want := Summary{N: 3, Failures: 4, Median: 2, P95: 3, P99: 3, Max: 3}
 	if diff := cmp.Diff(want, s); diff != "" {
 		t.Errorf("Summarize (-want +got):\n%s", diff)
 	}

@@ -138,24 +138,40 @@ func (h *hub) spawn(ctx context.Context) (time.Duration, error) {
 // the hub reports it gone.
 func (h *hub) stopServer(ctx context.Context) (time.Duration, error) {
 	t0 := time.Now()
-	code, body, err := h.hubAPI(ctx, http.MethodDelete, "users/"+h.user+"/server", "")
-	if err != nil || (code != http.StatusNoContent && code != http.StatusAccepted) {
-		return 0, fmt.Errorf("jupyterhub: DELETE users/%s/server: %d %s %v", h.user, code, body, err)
+	if err := stopHubServer(ctx, h.hubAPI, h.user, h.poll, time.Minute); err != nil {
+		return 0, err
 	}
-	deadline := time.Now().Add(time.Minute)
+	return time.Since(t0), nil
+}
+
+// hubCall is a call of a hub's REST API: method, path under /hub/api/, body.
+type hubCall func(ctx context.Context, method, path, body string) (int, []byte, error)
+
+// stopHubServer asks a hub to stop user's server and waits, polling every
+// poll, until the hub reports it gone.
+func stopHubServer(ctx context.Context, call hubCall, user string, poll, timeout time.Duration) error {
+	code, body, err := call(ctx, http.MethodDelete, "users/"+user+"/server", "")
+	if err != nil || (code != http.StatusNoContent && code != http.StatusAccepted) {
+		return fmt.Errorf("jupyterhub: DELETE users/%s/server: %d %s %v", user, code, body, err)
+	}
+	deadline := time.Now().Add(timeout)
 	for {
-		code, body, err := h.hubAPI(ctx, http.MethodGet, "users/"+h.user, "")
+		code, body, err := call(ctx, http.MethodGet, "users/"+user, "")
 		var u struct {
 			Server  *string `json:"server"`
 			Pending *string `json:"pending"`
 		}
 		if err == nil && code == http.StatusOK && json.Unmarshal(body, &u) == nil && u.Server == nil && u.Pending == nil {
-			return time.Since(t0), nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("jupyterhub: server of %s not gone after a minute (%d %s %v)", h.user, code, body, err)
+			return fmt.Errorf("jupyterhub: server of %s not gone after %s (%d %s %v)", user, timeout, code, body, err)
 		}
-		time.Sleep(h.poll)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
 	}
 }
 

@@ -53,29 +53,42 @@ func parseLoad(s string) float64 {
 
 // versions names what was measured.
 func versions(ctx context.Context, spinbookBin string, stack Stack) []string {
-	first := func(name string, args ...string) string {
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = append(os.Environ(), stack.ProxyEnv...)
-		out, err := cmd.CombinedOutput() // wrk -v exits 1 after printing its version
-		if err != nil && len(out) == 0 {
-			return "?"
-		}
-		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		return strings.TrimSpace(line)
-	}
-	commit := first("git", "rev-parse", "--short", "HEAD")
-	if st := first("git", "status", "--porcelain", "--untracked-files=no"); st != "" && st != "?" {
-		commit += " (with uncommitted changes)"
-	}
+	first := firstLine(ctx, stack.ProxyEnv)
 	return []string{
-		"spinbook " + commit + " (" + first(spinbookBin, "version") + ")",
+		spinbookVersion(ctx, spinbookBin),
 		"Jupyter (" + stack.Name + ") " + filepath.Base(stack.Jupyter[0]) + " " + first(stack.Jupyter[0], "--version"),
 		"JupyterHub " + first(stack.Hub, "--version"),
 		"configurable-http-proxy " + first(stack.Proxy, "--version"),
 		"node " + first("node", "--version"),
 		first("wrk", "-v"),
 		runtime.Version(),
+	}
+}
+
+// spinbookVersion names the spinbook measured: the commit, and whether
+// the tree had changes.
+func spinbookVersion(ctx context.Context, spinbookBin string) string {
+	first := firstLine(ctx, nil)
+	commit := first("git", "rev-parse", "--short", "HEAD")
+	if st := first("git", "status", "--porcelain", "--untracked-files=no"); st != "" && st != "?" {
+		commit += " (with uncommitted changes)"
+	}
+	return "spinbook " + commit + " (" + first(spinbookBin, "version") + ")"
+}
+
+// firstLine returns a function that runs a command (with env added) and
+// returns the first line it printed, or "?".
+func firstLine(ctx context.Context, env []string) func(name string, args ...string) string {
+	return func(name string, args ...string) string {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput() // wrk -v exits 1 after printing its version
+		if err != nil && len(out) == 0 {
+			return "?"
+		}
+		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		return strings.TrimSpace(line)
 	}
 }

@@ -25,6 +25,7 @@ type spinbook struct {
 	env            []string
 	password       string
 	poll           time.Duration
+	timeout        time.Duration // of one command; 0: 2 minutes
 
 	url, healthURL string // set by up
 	cookie         string // session cookie "name=value", set by login
@@ -52,7 +53,11 @@ func newSpinbook(ctx context.Context, stack Stack, bin, dir string, ports string
 }
 
 func (s *spinbook) run(ctx context.Context, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	timeout := s.timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, s.bin, append(args, "--user", s.user)...)
 	cmd.Env = s.env
@@ -86,14 +91,9 @@ func (s *spinbook) up(ctx context.Context) (upTimes, error) {
 		return u, err
 	}
 	u.returned = time.Since(t0)
-	var st struct {
-		URL       string `json:"url"`
-		HealthURL string `json:"health_url"`
+	if err := s.setURL(out); err != nil {
+		return u, err
 	}
-	if err := json.Unmarshal(out, &st); err != nil || st.URL == "" {
-		return u, fmt.Errorf("spinbook up --json printed %q: %v", out, err)
-	}
-	s.url, s.healthURL = strings.TrimSuffix(st.URL, "/")+"/", st.HealthURL
 	t1 := time.Now()
 	if err := s.login(ctx); err != nil {
 		return u, err
@@ -105,6 +105,19 @@ func (s *spinbook) up(ctx context.Context) (upTimes, error) {
 	}
 	u.answered = time.Since(t2)
 	return u, nil
+}
+
+// setURL keeps the URLs `up --json` printed.
+func (s *spinbook) setURL(upJSON []byte) error {
+	var st struct {
+		URL       string `json:"url"`
+		HealthURL string `json:"health_url"`
+	}
+	if err := json.Unmarshal(upJSON, &st); err != nil || st.URL == "" {
+		return fmt.Errorf("spinbook up --json printed %q: %v", upJSON, err)
+	}
+	s.url, s.healthURL = strings.TrimSuffix(st.URL, "/")+"/", st.HealthURL
+	return nil
 }
 
 // login posts the password to the login form and keeps the session cookie.

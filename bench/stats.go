@@ -11,11 +11,12 @@ type Summary struct {
 	N        int
 	Failures int // attempts that produced no sample (timeouts, errors)
 	Median   time.Duration
+	P95      time.Duration
 	P99      time.Duration
 	Max      time.Duration
 }
 
-// Summarize sorts a copy of samples and returns its median, 99th
+// Summarize sorts a copy of samples and returns its median, 95th and 99th
 // percentile and maximum (nearest rank, so P99 of fewer than 100 samples
 // is the maximum).
 func Summarize(samples []time.Duration, failures int) Summary {
@@ -25,6 +26,7 @@ func Summarize(samples []time.Duration, failures int) Summary {
 		N:        len(s),
 		Failures: failures,
 		Median:   Percentile(s, 50),
+		P95:      Percentile(s, 95),
 		P99:      Percentile(s, 99),
 		Max:      Percentile(s, 100),
 	}

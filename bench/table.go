@@ -40,8 +40,12 @@ type Report struct {
 
 // Render returns the report as markdown, markers included.
 func (r Report) Render() string {
-	var b strings.Builder
 	begin, end := r.Stack.Markers()
+	return r.render(begin, end, RenderTable(r.Rows))
+}
+
+func (r Report) render(begin, end, table string) string {
+	var b strings.Builder
 	b.WriteString(begin + "\n\n")
 	fmt.Fprintf(&b, "Run %s with:\n\n```sh\n%s\n```\n\n", r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Command)
 	b.WriteString("Machine: " + strings.Join(r.Machine, "; ") + ".\n\n")
@@ -49,7 +53,7 @@ func (r Report) Render() string {
 	if r.Settings != "" {
 		b.WriteString("Settings: " + r.Settings + ".\n\n")
 	}
-	b.WriteString(RenderTable(r.Rows))
+	b.WriteString(table)
 	if len(r.Notes) > 0 {
 		b.WriteString("\n")
 		for _, n := range r.Notes {
@@ -62,11 +66,19 @@ func (r Report) Render() string {
 
 // RenderTable returns rows as a markdown table.
 func RenderTable(rows []Row) string {
+	cells := make([][]string, len(rows))
+	for i, r := range rows {
+		cells[i] = []string{r.Benchmark, r.Metric, r.Spinbook, r.Jupyter, r.Hub, r.VsJupyter, r.VsHub, r.Goal}
+	}
+	return markdownTable("| benchmark | metric | spinbook | Jupyter (direct) | JupyterHub + CHP | spinbook ÷ Jupyter | spinbook ÷ Hub | goal |\n|---|---|--:|--:|--:|--:|--:|---|\n", cells)
+}
+
+// markdownTable writes rows of cells under head (the header and rule
+// lines); an empty cell prints as "–".
+func markdownTable(head string, rows [][]string) string {
 	var b strings.Builder
-	b.WriteString("| benchmark | metric | spinbook | Jupyter (direct) | JupyterHub + CHP | spinbook ÷ Jupyter | spinbook ÷ Hub | goal |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|---|\n")
-	for _, r := range rows {
-		cells := []string{r.Benchmark, r.Metric, r.Spinbook, r.Jupyter, r.Hub, r.VsJupyter, r.VsHub, r.Goal}
+	b.WriteString(head)
+	for _, cells := range rows {
 		for i, c := range cells {
 			if c == "" {
 				c = "–"
@@ -82,7 +94,13 @@ func RenderTable(rows []Row) string {
 // the section of doc between those markers; a doc without one gets it
 // appended under heading.
 func ReplaceSection(doc, heading, section string, stack Stack) string {
-	begin, endMarker := stack.Markers()
+	begin, end := stack.Markers()
+	return replaceBetween(doc, heading, section, begin, end)
+}
+
+// replaceBetween puts section in place of what lies between begin and
+// endMarker (both included), or appends it to doc under heading.
+func replaceBetween(doc, heading, section, begin, endMarker string) string {
 	i := strings.Index(doc, begin)
 	j := strings.Index(doc, endMarker)
 	if i >= 0 && j > i {

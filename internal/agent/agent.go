@@ -57,6 +57,9 @@ type Agent struct {
 	// jupyterName says which Jupyter runs, such as "jupyterlab 4.6.6
 	// (jupyter_server 2.21.1)"; set before the front door serves.
 	jupyterName string
+	// probeCache is what the probe learned, as the control API's status
+	// reports it (probecarry.go); read before Jupyter started.
+	probeCache map[string]string
 }
 
 // New returns an agent for spec that logs to log and copies Jupyter's
@@ -121,10 +124,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := seedProbeCache(a.spec.CacheDir, a.spec.ProbeCache); err != nil {
+		a.log.Warn("carried probe answers not used", "err", err)
+	}
+	cached := probeCached(command, a.spec.CacheDir)
 	in, err := probe(ctx, command, venv, a.spec.CacheDir)
 	if err != nil {
 		return err
 	}
+	a.probeCache = readProbeCache(a.spec.CacheDir)
 	a.jupyterName = in.describe()
 	if err := os.MkdirAll(a.spec.Workspace, 0o755); err != nil {
 		return fmt.Errorf("workspace: %w", err)
@@ -148,7 +156,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("jupyter started", "jupyter", a.jupyterName, "command", in.Command, "venv", in.Venv,
-		"pid", j.cmd.Process.Pid, "via", j.network)
+		"pid", j.cmd.Process.Pid, "via", j.network, "options_cached", cached)
 	a.recordJupyter(j)
 	a.startIdle()
 

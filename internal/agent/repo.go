@@ -210,6 +210,10 @@ type StatusResponse struct {
 	// Jupyter says which Jupyter the agent started and its version, such
 	// as "jupyterlab 4.6.6 (jupyter_server 2.21.1)" or "notebook 6.4.12".
 	Jupyter string `json:"jupyter,omitempty"`
+	// ProbeCache is what the agent learned about its Jupyter's options
+	// (probecarry.go), for a backend to hand to the next server of the
+	// image (AgentSpec.ProbeCache).
+	ProbeCache map[string]string `json:"probe_cache,omitempty"`
 }
 
 // controlHandler is the control API, served by the front door under
@@ -272,7 +276,7 @@ func (a *Agent) serveSave(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 	resp := StatusResponse{User: a.spec.User, Ready: a.ready.Load(), Repo: a.repo != nil, Idle: a.idleStatus(),
-		Jupyter: a.jupyterName}
+		Jupyter: a.jupyterName, ProbeCache: a.probeCache}
 	if a.repo != nil {
 		st, err := a.repo.repo.Status(r.Context())
 		if err == nil {

@@ -29,6 +29,12 @@ type AgentSpec struct {
 	// CacheDir keeps what the agent learns about the Jupyter install between
 	// starts; "" disables the cache.
 	CacheDir string `json:"cache_dir,omitempty"`
+	// ProbeCache are files the agent puts in CacheDir before it probes its
+	// Jupyter: what an agent of the same image learned, carried by the
+	// kubernetes backend from one pod to the next (the docker backend
+	// copies the directory itself). Names are jupyter-KEY.json, KEY naming
+	// the executable the answer is for; others are refused.
+	ProbeCache map[string]string `json:"probe_cache,omitempty"`
 
 	// InheritListeners: the front door and health listeners arrive already
 	// bound as file descriptors 3 and 4 (local backend: no port races).

@@ -101,7 +101,7 @@ type upstream struct {
 	last *http.Request
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
@@ -166,7 +166,7 @@ type testEnv struct {
 // httptest.NewRequest), that admits 127.0.0.0/8 and 192.0.2.0/24
 // (httptest.NewRequest's RemoteAddr is 192.0.2.1). mod, if
 // not nil, changes the options first.
-func newEnv(t *testing.T, mod func(*Options)) *testEnv {
+func newEnv(t testing.TB, mod func(*Options)) *testEnv {
 	t.Helper()
 	e := &testEnv{up: newUpstream(t), clock: newClock(), logs: &syncBuffer{}}
 	u, err := url.Parse(e.up.URL)
@@ -209,7 +209,7 @@ func (e *testEnv) serve(r *http.Request) *http.Response {
 
 // login logs in from a fresh address and returns the session cookie as a
 // "name=value" pair for a Cookie header.
-func (e *testEnv) login(t *testing.T) string {
+func (e *testEnv) login(t testing.TB) string {
 	t.Helper()
 	n := e.logins.Add(1)
 	r := loginRequest(testPassword, "/")

@@ -36,7 +36,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -73,21 +72,24 @@ const annotDigest = backend.LabelAccessDigest
 
 // Where things live inside the pod.
 const (
-	binDir       = "/opt/spinbook"
-	agentPath    = binDir + "/spinbook"
-	runDir       = "/run/spinbook" // memory emptyDir: the spec, exit.json
-	specPath     = runDir + "/spec.json"
-	secretDir    = "/etc/spinbook-spec" // the Secret, in the init container only
-	specKey      = "spec.json"
-	tokenKey     = "control-token"
-	mainName     = "notebook"
-	initName     = "spinbook-agent"
-	frontPort    = 8888
-	healthPort   = 8889
-	frontName    = "front"
-	healthName   = "health"
-	defaultShm   = 64 << 20
-	progressTick = 500 * time.Millisecond
+	binDir    = "/opt/spinbook"
+	agentPath = binDir + "/spinbook"
+	runDir    = "/run/spinbook" // memory emptyDir: the spec, exit.json
+	specPath  = runDir + "/spec.json"
+	// probeCacheDir is the agent's CacheDir: what it learned of Jupyter's
+	// options, which the backend carries to the next pod (probecarry.go).
+	probeCacheDir = runDir + "/cache"
+	secretDir     = "/etc/spinbook-spec" // the Secret, in the init container only
+	specKey       = "spec.json"
+	tokenKey      = "control-token"
+	mainName      = "notebook"
+	initName      = "spinbook-agent"
+	frontPort     = 8888
+	healthPort    = 8889
+	frontName     = "front"
+	healthName    = "health"
+	defaultShm    = 64 << 20
+	progressTick  = 500 * time.Millisecond
 )
 
 // Kubernetes is the kubernetes backend.
@@ -104,6 +106,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Kubernetes, error) {
 	rc, err := restConfig(cfg.Kubernetes.Kubeconfig)
 	if err != nil {
 		return nil, err
+	}
+	// client-go's default, 5 requests a second (bursts of 10), would
+	// queue `ls` of many servers and an `up` following its pod; kubectl
+	// allows 50 (bursts of 300). The API server's own fairness still holds.
+	if rc.QPS == 0 {
+		rc.QPS, rc.Burst = 50, 100
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -243,6 +251,9 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 	}
 	srv.ControlToken = as.ControlToken
 	srv.Started = true
+	if len(as.ProbeCache) == 0 {
+		k.keepProbe(ctx, srv, as.ControlToken, k.cfg.Image)
+	}
 	return srv, nil
 }
 
@@ -276,7 +287,8 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.A
 	as.Workspace = path.Join(kc.Home, "work")
 	as.StateDir = runDir
 	as.CredentialsDir = kc.Home
-	as.CacheDir = ""
+	as.CacheDir = probeCacheDir
+	as.ProbeCache = keptProbe(k.cfg.Image)
 	as.BundleDir = path.Join(as.Workspace, ".git", "spinbook-bundles")
 	// The agent fits its save on SIGTERM into the pod's grace.
 	as.StopGrace = podGrace(kc)
@@ -549,6 +561,11 @@ func (k *Kubernetes) ensureService(ctx context.Context, user string) (*corev1.Se
 			},
 			// The agent sees the client's own address, for access.allow.
 			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			// The pod is reachable from when it has an address, before the
+			// kubelet's readiness probe passes: the agent is the front door
+			// from its first moment (a login page, Jupyter's starting), and
+			// up asks its /readyz itself instead of waiting a probe period.
+			PublishNotReadyAddresses: true,
 		},
 	}
 	if k.cfg.Kubernetes.Ingress.Host != "" {
@@ -603,46 +620,6 @@ func (k *Kubernetes) ensureIngress(ctx context.Context, user string) error {
 		return fmt.Errorf("create ingress %s: %w", ing.Name, err)
 	}
 	return nil
-}
-
-// waitReady follows user's pod until it is ready, reporting its events,
-// and fails fast when it cannot become ready.
-func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(backend.Event)) (backend.Server, error) {
-	began := time.Now()
-	seen := map[string]bool{}
-	nextNote := began.Add(5 * time.Second)
-	hc := &http.Client{Timeout: 2 * time.Second}
-	defer hc.CloseIdleConnections()
-	for {
-		pod, err := k.pod(ctx, user)
-		if err != nil {
-			return backend.Server{}, err
-		}
-		if pod == nil {
-			return backend.Server{}, fmt.Errorf("the server did not start: pod %s is gone (deleted by someone else?)", PodName(user))
-		}
-		k.reportEvents(ctx, pod, seen, progress)
-		if msg := k.stuck(ctx, pod, time.Since(began)); msg != "" {
-			return backend.Server{}, fmt.Errorf("the server did not start: %s", msg)
-		}
-		if podReady(pod) {
-			srv := k.describe(ctx, pod)
-			// The pod is ready; wait until the Service answers from here too.
-			if srv.HealthURL == "" || backend.Ready(hc, strings.TrimSuffix(srv.HealthURL, "/healthz")) {
-				srv.State, srv.Ready, srv.Detail = backend.Running, true, ""
-				return srv, nil
-			}
-		}
-		if time.Now().After(nextNote) {
-			progress(backend.Event{Message: fmt.Sprintf("waiting for the server (%s, pod %s)", time.Since(began).Round(time.Second), phase(pod))})
-			nextNote = time.Now().Add(10 * time.Second)
-		}
-		select {
-		case <-ctx.Done():
-			return backend.Server{}, fmt.Errorf("wait for the server: %w", context.Cause(ctx))
-		case <-time.After(progressTick):
-		}
-	}
 }
 
 func phase(p *corev1.Pod) string {
@@ -893,11 +870,30 @@ func (k *Kubernetes) Status(ctx context.Context, user string) (backend.Server, e
 	return srv, nil
 }
 
-// List implements backend.Backend: every pod labelled as spinbook's.
+// List implements backend.Backend: every pod labelled as spinbook's, with
+// its Service's URLs and, for a running one, its control token (for the
+// agent's idle report): three lists, whatever the number of servers.
 func (k *Kubernetes) List(ctx context.Context) ([]backend.Server, error) {
-	pods, err := k.cs.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{LabelSelector: backend.LabelManaged + "=" + backend.ManagedBy + "," + backend.LabelUser})
+	sel := metav1.ListOptions{LabelSelector: backend.LabelManaged + "=" + backend.ManagedBy + "," + backend.LabelUser}
+	pods, err := k.cs.CoreV1().Pods(k.ns).List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("list pods in %s: %w", k.ns, k.explain(err))
+	}
+	svcs := map[string]*corev1.Service{}
+	if l, err := k.cs.CoreV1().Services(k.ns).List(ctx, sel); err == nil {
+		for i := range l.Items {
+			svcs[l.Items[i].Name] = &l.Items[i]
+		}
+	} else {
+		k.log.Debug("list services; URLs left out", "err", err)
+	}
+	tokens := map[string]string{}
+	if l, err := k.cs.CoreV1().Secrets(k.ns).List(ctx, sel); err == nil {
+		for _, s := range l.Items {
+			tokens[s.Name] = string(s.Data[tokenKey])
+		}
+	} else {
+		k.log.Debug("list secrets; no control tokens", "err", err)
 	}
 	var out []backend.Server
 	for i := range pods.Items {
@@ -906,7 +902,11 @@ func (k *Kubernetes) List(ctx context.Context) ([]backend.Server, error) {
 		if config.ValidateUser(user) != nil || p.Name != PodName(user) {
 			continue
 		}
-		out = append(out, k.server(ctx, p))
+		srv := k.serverWith(p, svcs[p.Name])
+		if srv.State == backend.Running {
+			srv.ControlToken = tokens[p.Name]
+		}
+		out = append(out, srv)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
 	return out, nil
@@ -965,7 +965,12 @@ func (k *Kubernetes) explain(err error) error {
 
 // server describes pod as it is now.
 func (k *Kubernetes) server(ctx context.Context, p *corev1.Pod) backend.Server {
-	srv := k.describe(ctx, p)
+	return k.serverWith(p, k.service(ctx, p))
+}
+
+// serverWith is server with the pod's Service (nil: none, or unknown).
+func (k *Kubernetes) serverWith(p *corev1.Pod, svc *corev1.Service) backend.Server {
+	srv := k.describeWith(p, svc)
 	switch {
 	case p.Status.Phase == corev1.PodSucceeded:
 		srv.State = backend.Stopped
@@ -975,7 +980,9 @@ func (k *Kubernetes) server(ctx context.Context, p *corev1.Pod) backend.Server {
 		srv.Detail = "the pod is not running (" + podEnd(p) + "); run `spinbook up` to start it again, `spinbook logs` to see why"
 	default:
 		srv.State = backend.Running
-		srv.Ready = podReady(p)
+		// Ready as up sees it: the kubelet's probe, or before its next
+		// period the agent's own /readyz (waitReady returns on that).
+		srv.Ready = podReady(p) || mainRunning(p) && srv.HealthURL != "" && agentReady(srv.HealthURL)
 		if !srv.Ready {
 			srv.Detail = "Jupyter is starting or not answering"
 		}
@@ -985,6 +992,23 @@ func (k *Kubernetes) server(ctx context.Context, p *corev1.Pod) backend.Server {
 
 // describe fills what the pod and its Service say: URLs, workspace, start.
 func (k *Kubernetes) describe(ctx context.Context, p *corev1.Pod) backend.Server {
+	return k.describeWith(p, k.service(ctx, p))
+}
+
+// service is pod's Service, or nil (behind an Ingress its URL needs none).
+func (k *Kubernetes) service(ctx context.Context, p *corev1.Pod) *corev1.Service {
+	if k.cfg.Kubernetes.Ingress.Host != "" {
+		return nil
+	}
+	svc, err := k.cs.CoreV1().Services(k.ns).Get(ctx, p.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return svc
+}
+
+// describeWith is describe with the pod's Service given.
+func (k *Kubernetes) describeWith(p *corev1.Pod, svc *corev1.Service) backend.Server {
 	user := p.Labels[backend.LabelUser]
 	kc := k.cfg.Kubernetes
 	srv := backend.Server{
@@ -1005,8 +1029,7 @@ func (k *Kubernetes) describe(ctx context.Context, p *corev1.Pod) backend.Server
 		srv.URL = fmt.Sprintf("%s://%s.%s/", scheme, user, kc.Ingress.Host)
 		return srv
 	}
-	svc, err := k.cs.CoreV1().Services(k.ns).Get(ctx, PodName(user), metav1.GetOptions{})
-	if err != nil {
+	if svc == nil {
 		return srv
 	}
 	host := k.nodeAddress()

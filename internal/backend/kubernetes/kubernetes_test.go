@@ -3,8 +3,10 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -332,5 +334,80 @@ func TestIngress(t *testing.T) {
 	}
 	if _, err := k.cs.NetworkingV1().Ingresses(k.ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{}); err == nil {
 		t.Error("the ingress is still there after Down")
+	}
+}
+
+// TestUpReturnsWhenTheAgentIsReady: the Service publishes the pod before
+// the kubelet's readiness probe passes, and Up returns once the agent
+// itself says ready through it (not at a probe's period): the server it
+// returns answers /readyz at once.
+func TestUpReturnsWhenTheAgentIsReady(t *testing.T) {
+	k, _ := newBackend(t, nil)
+	s := spec(t, "k8s-ready", "pw-ready")
+	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
+	srv, err := k.Up(t.Context(), s, nop)
+	if err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if !srv.Ready || srv.HealthURL == "" {
+		t.Fatalf("Up = %+v, want ready with a health URL", srv)
+	}
+	resp, err := http.Get(strings.TrimSuffix(srv.HealthURL, "/healthz") + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz right after Up: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz right after Up: %s, want 200", resp.Status)
+	}
+	svc, err := k.cs.CoreV1().Services(k.ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !svc.Spec.PublishNotReadyAddresses {
+		t.Error("the Service waits for the kubelet's readiness probe (publishNotReadyAddresses false)")
+	}
+}
+
+// TestProbeCarriedToTheNextPod: the first server of an image probes its
+// Jupyter and the backend keeps the answer on this machine; the next pod
+// of the image gets it in its spec and starts Jupyter without probing.
+func TestProbeCarriedToTheNextPod(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // os.UserCacheDir: this test's own
+	k, _ := newBackend(t, nil)
+	first, second := spec(t, "k8s-probe1", "pw-1"), spec(t, "k8s-probe2", "pw-2")
+	// up asks the agent's control API from this machine: its allowlist
+	// must admit it, as access.allow's default does.
+	first.Agent.Allow = []string{"127.0.0.0/8"}
+	second.Agent.Allow = first.Agent.Allow
+	t.Cleanup(func() {
+		k.Down(context.Background(), first.User, nop)
+		k.Down(context.Background(), second.User, nop)
+	})
+	if _, err := k.Up(t.Context(), first, nop); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	kept := keptProbe(k.cfg.Image)
+	if len(kept) != 1 {
+		t.Fatalf("after the first Up the kept probe is %v, want one answer", kept)
+	}
+	if strings.Contains(fmt.Sprint(kept), first.Agent.PasswordHash) || strings.Contains(fmt.Sprint(kept), first.Agent.ControlToken) {
+		t.Fatal("the kept probe holds a secret")
+	}
+	logs := func(user string) string {
+		var b strings.Builder
+		if err := k.Logs(t.Context(), user, false, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	if l := logs(first.User); !strings.Contains(l, "options_cached=false") {
+		t.Errorf("the first agent did not probe:\n%s", l)
+	}
+	if _, err := k.Up(t.Context(), second, nop); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if l := logs(second.User); !strings.Contains(l, "options_cached=true") {
+		t.Errorf("the second agent probed again, though handed the answer:\n%s", l)
 	}
 }

@@ -67,11 +67,22 @@ func Get(t *testing.T, agentBinary string) *Cluster {
 		}
 		t.Skip(msg)
 	}
+	c, err := Start(agentBinary)
+	if err != nil {
+		t.Fatalf("test cluster: %v", err)
+	}
+	return c
+}
+
+// Start is Get for a program that is not a test (bench/kube/run): it
+// starts the cluster on first use, waiting its turn on the lock, and
+// returns it or why it could not; Stop stops it.
+func Start(agentBinary string) (*Cluster, error) {
 	shared.once.Do(func() { shared.err = start(agentBinary) })
 	if shared.err != nil {
-		t.Fatalf("test cluster: %v", shared.err)
+		return nil, shared.err
 	}
-	return shared.c
+	return shared.c, nil
 }
 
 // Stop stops the cluster if this test binary started one.
@@ -191,7 +202,7 @@ func (c *Cluster) loadJupyterImage(flavour string) (string, error) {
 		return "", fmt.Errorf("scripts/docker-test-image: %w", err)
 	}
 	tag := strings.TrimSpace(string(out))
-	saved := filepath.Join("/var/cache/spinbook/images", "docker-save-"+strings.NewReplacer("/", "_", ":", "_").Replace(tag)+".tar")
+	saved := savedImage(tag)
 	if _, err := os.Stat(saved); err != nil {
 		err := atomicfile.Replace(saved, 0o644, func(tmp string) error {
 			save := exec.Command("docker", "save", "-o", tmp, tag)
@@ -211,6 +222,25 @@ func (c *Cluster) loadJupyterImage(flavour string) (string, error) {
 	}
 	return tag, nil
 }
+
+// savedImage is where loadJupyterImage keeps `docker save` of tag.
+func savedImage(tag string) string {
+	return filepath.Join("/var/cache/spinbook/images", "docker-save-"+strings.NewReplacer("/", "_", ":", "_").Replace(tag)+".tar")
+}
+
+// EvictImage removes one of the loaded Jupyter images (tag as in
+// JupyterImage, LabImage) from the node, as if never pulled; LoadImage
+// loads it again from its saved archive.
+func (c *Cluster) EvictImage(tag string) error {
+	out, err := exec.Command("ctr", "-a", filepath.Join(c.Dir, "run", "containerd.sock"), "-n", "k8s.io", "images", "rm", "--sync", "docker.io/"+tag).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ctr images rm %s: %v\n%s", tag, err, out)
+	}
+	return nil
+}
+
+// LoadImage loads a Jupyter image EvictImage removed.
+func (c *Cluster) LoadImage(tag string) error { return c.Import(savedImage(tag)) }
 
 // loadAgentImage writes the agent image — what deploy/agent-image/Dockerfile
 // builds, the static binary at /spinbook — as a docker-archive and imports it.
