@@ -1,4 +1,4 @@
-package aws
+package agentcmd
 
 import (
 	"errors"
@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
+	"github.com/spinbook/spinbook/internal/awslite"
 	"github.com/spinbook/spinbook/internal/backend/aws/awsstandin"
 )
 
@@ -33,13 +31,10 @@ func TestDeleteOwnStack(t *testing.T) {
 	t.Cleanup(si.Close)
 	si.AddStack("spinbook-test-alice")
 	si.AddStack("spinbook-test-bob")
-	sdk := awssdk.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "stand-in-secret", ""),
-		BaseEndpoint: awssdk.String(si.URL),
-	}
+	creds := awslite.Static(awslite.Credentials{AccessKeyID: "AKIDSTANDIN", SecretAccessKey: "stand-in-secret"})
+	cf := &awslite.CloudFormation{Region: "us-east-1", Credentials: creds, Endpoint: si.URL}
 	var lines []string
-	if err := DeleteOwnStack(t.Context(), sdk, "spinbook-test-alice", 10*time.Second, func(s string) { lines = append(lines, s) }); err != nil {
+	if err := DeleteOwnStack(t.Context(), cf, "spinbook-test-alice", 10*time.Second, func(s string) { lines = append(lines, s) }); err != nil {
 		t.Fatalf("DeleteOwnStack: %v", err)
 	}
 	if got := deletedStacks(si); !slices.Equal(got, []string{"spinbook-test-alice"}) {
@@ -58,16 +53,17 @@ func TestDeleteOwnStack(t *testing.T) {
 	tests := []struct {
 		name  string
 		stack string
-		sdk   awssdk.Config
+		cf    *awslite.CloudFormation
 		want  error
 	}{
-		{"not a spinbook stack", "production-db", sdk, ErrNotInstanceStack},
-		{"no region", "spinbook-test-bob", awssdk.Config{Credentials: sdk.Credentials, BaseEndpoint: sdk.BaseEndpoint}, ErrNoRegion},
-		{"no credentials", "spinbook-test-bob", awssdk.Config{Region: "us-east-1", BaseEndpoint: sdk.BaseEndpoint}, ErrNoCredentials},
+		{"not a spinbook stack", "production-db", cf, ErrNotInstanceStack},
+		{"no region", "spinbook-test-bob", &awslite.CloudFormation{Credentials: creds, Endpoint: si.URL}, ErrNoRegion},
+		{"no credentials", "spinbook-test-bob", &awslite.CloudFormation{Region: "us-east-1", Endpoint: si.URL,
+			Credentials: &awslite.Provider{Getenv: func(string) string { return "" }}}, awslite.ErrNoCredentials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := DeleteOwnStack(t.Context(), tt.sdk, tt.stack, time.Second, func(string) {})
+			err := DeleteOwnStack(t.Context(), tt.cf, tt.stack, time.Second, func(string) {})
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.stack) {
 				t.Errorf("DeleteOwnStack = %v, want %v naming %s", err, tt.want, tt.stack)
 			}
