@@ -169,21 +169,18 @@ func (s *S3) PutObject(ctx context.Context, bucket, key string, body io.Reader, 
 
 // DeleteObject removes key.
 func (s *S3) DeleteObject(ctx context.Context, bucket, key string) error {
-	req, err := s.request(ctx, http.MethodDelete, bucket, key, nil, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := s.client().do(req, EmptySHA256)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	return nil
+	return s.bodiless(ctx, http.MethodDelete, bucket, key)
 }
 
 // HeadBucket checks that bucket exists and may be used.
 func (s *S3) HeadBucket(ctx context.Context, bucket string) error {
-	req, err := s.request(ctx, http.MethodHead, bucket, "", nil, nil)
+	return s.bodiless(ctx, http.MethodHead, bucket, "")
+}
+
+// bodiless sends a request without a body whose answer says nothing but
+// its status.
+func (s *S3) bodiless(ctx context.Context, method, bucket, key string) error {
+	req, err := s.request(ctx, method, bucket, key, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
-	"sync"
 
 	"github.com/spinbook/spinbook/internal/awslite"
 )
@@ -39,17 +37,9 @@ type s3Store struct {
 }
 
 func openS3(cfg Config, u *url.URL) (*s3Store, error) {
-	if u.Host == "" {
-		return nil, &Error{Op: "open", URL: cfg.URL, Err: errors.New("no bucket"), Hint: "write s3://bucket/prefix/"}
-	}
-	prefix := strings.TrimPrefix(u.Path, "/")
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	if p := strings.TrimSuffix(prefix, "/"); p != "" {
-		if err := ValidateName(p); err != nil {
-			return nil, &Error{Op: "open", URL: cfg.URL, Err: fmt.Errorf("the key prefix: %w", err), Hint: "check models.url"}
-		}
+	bucket, prefix, err := S3Prefix(cfg, u)
+	if err != nil {
+		return nil, err
 	}
 	creds := &awslite.Provider{} // the environment, else the ECS task role
 	if cfg.AccessKeyID != "" || cfg.SecretAccessKey != "" {
@@ -62,7 +52,7 @@ func openS3(cfg Config, u *url.URL) (*s3Store, error) {
 		}
 	}
 	client := &awslite.S3{Endpoint: cfg.Endpoint, Region: region, PathStyle: cfg.PathStyle, Credentials: creds}
-	return &s3Store{url: cfg.URL, bucket: u.Host, prefix: prefix, endpoint: cfg.Endpoint, s3: client}, nil
+	return &s3Store{url: cfg.URL, bucket: bucket, prefix: prefix, endpoint: cfg.Endpoint, s3: client}, nil
 }
 
 func (s *s3Store) URL() string { return s.url }
@@ -115,23 +105,9 @@ func (s *s3Store) Get(ctx context.Context, name string) (io.ReadCloser, Object, 
 	}
 	o := s.object(name, info)
 	return &verifiedBody{
-		hashingReader: newHashingReader(&errReader{r: body, wrap: func(err error) error { return s.fail(ctx, "get", name, err) }}, o.Size, o.SHA256),
+		hashingReader: newHashingReader(ReadErrors(body, func(err error) error { return s.fail(ctx, "get", name, err) }), o.Size, o.SHA256),
 		close:         body.Close,
 	}, o, nil
-}
-
-// errReader turns a transfer's errors into store errors.
-type errReader struct {
-	r    io.Reader
-	wrap func(error) error
-}
-
-func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		err = e.wrap(err)
-	}
-	return n, err
 }
 
 func (s *s3Store) Stat(ctx context.Context, name string) (Object, error) {
@@ -174,20 +150,7 @@ func (s *s3Store) List(ctx context.Context, prefix string) ([]Object, error) {
 		out = append(out, Object{Name: name, Size: obj.Size, Modified: obj.Modified})
 	}
 	// The checksums are in each object's metadata: ask in parallel.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, concurrency)
-	for i := range out {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if o, err := s.head(ctx, out[i].Name); err == nil {
-				out[i].SHA256 = o.SHA256
-			}
-		})
-	}
-	wg.Wait()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, ctx.Err()
+	return FillSHA256(ctx, out, concurrency, s.head)
 }
 
 func (s *s3Store) Remove(ctx context.Context, name string) error {
@@ -249,7 +212,7 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 			e.Hint = "the object changed while it was read; try again"
 		}
 	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "Forbidden" || status == http.StatusForbidden:
-		e.Kind, e.Err = ErrAccessDenied, fmt.Errorf("%s", nonEmpty(code, "403"))
+		e.Kind, e.Err = ErrAccessDenied, fmt.Errorf("%s", NonEmpty(code, "403"))
 		e.Hint = "check models.access_key_id and models.secret_access_key (or the instance role's policy) and that they may use this bucket"
 	case code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == http.StatusMovedPermanently:
 		e.Hint = "the bucket is in another region: set models.region"
@@ -257,7 +220,7 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 		e.Kind, e.Err = ErrNoCredentials, nil
 		e.Hint = "set models.access_key_id and models.secret_access_key, or run where AWS credentials or a task role are available"
 	case errors.As(err, &sendErr):
-		e.Kind, e.Err = ErrUnreachable, fmt.Errorf("%s: %w", where, unwrapAll(sendErr.Err))
+		e.Kind, e.Err = ErrUnreachable, fmt.Errorf("%s: %w", where, Innermost(sendErr.Err))
 		e.Hint = "check models.endpoint and that the store is running and reachable from here"
 	}
 	return e
@@ -267,23 +230,4 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 // without a body (HEAD).
 func (s *s3Store) bucketMissing(ctx context.Context) bool {
 	return awslite.IsStatus(s.s3.HeadBucket(ctx, s.bucket), http.StatusNotFound)
-}
-
-// unwrapAll returns the innermost error of err's chain: "connection
-// refused" rather than the layers around it.
-func unwrapAll(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
-	}
-}
-
-func nonEmpty(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
 }

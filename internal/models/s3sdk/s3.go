@@ -12,9 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -62,17 +60,9 @@ type s3Store struct {
 }
 
 func openS3(ctx context.Context, cfg models.Config, u *url.URL) (*s3Store, error) {
-	if u.Host == "" {
-		return nil, &models.Error{Op: "open", URL: cfg.URL, Err: errors.New("no bucket"), Hint: "write s3://bucket/prefix/"}
-	}
-	prefix := strings.TrimPrefix(u.Path, "/")
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	if p := strings.TrimSuffix(prefix, "/"); p != "" {
-		if err := models.ValidateName(p); err != nil {
-			return nil, &models.Error{Op: "open", URL: cfg.URL, Err: fmt.Errorf("the key prefix: %w", err), Hint: "check models.url"}
-		}
+	bucket, prefix, err := models.S3Prefix(cfg, u)
+	if err != nil {
+		return nil, err
 	}
 
 	opts := []func(*awsconfig.LoadOptions) error{
@@ -112,7 +102,7 @@ func openS3(ctx context.Context, cfg models.Config, u *url.URL) (*s3Store, error
 		o.FailTimeout = abortTimeout
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 	})
-	return &s3Store{url: cfg.URL, bucket: u.Host, prefix: prefix, endpoint: cfg.Endpoint, client: client, tm: tm}, nil
+	return &s3Store{url: cfg.URL, bucket: bucket, prefix: prefix, endpoint: cfg.Endpoint, client: client, tm: tm}, nil
 }
 
 func (s *s3Store) URL() string { return s.url }
@@ -165,21 +155,7 @@ func (s *s3Store) Get(ctx context.Context, name string) (io.ReadCloser, models.O
 	}
 	o := s.object(name, head.ContentLength, head.LastModified, head.Metadata)
 	body := newRangedReader(ctx, s.client, s.bucket, s.key(name), aws.ToString(head.ETag), o.Size)
-	return models.NewVerifiedBody(&errReader{r: body, wrap: func(err error) error { return s.fail(ctx, "get", name, err) }}, o.Size, o.SHA256, body.Close), o, nil
-}
-
-// errReader turns a transfer's errors into store errors.
-type errReader struct {
-	r    io.Reader
-	wrap func(error) error
-}
-
-func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		err = e.wrap(err)
-	}
-	return n, err
+	return models.NewVerifiedBody(models.ReadErrors(body, func(err error) error { return s.fail(ctx, "get", name, err) }), o.Size, o.SHA256, body.Close), o, nil
 }
 
 func (s *s3Store) Stat(ctx context.Context, name string) (models.Object, error) {
@@ -230,20 +206,7 @@ func (s *s3Store) List(ctx context.Context, prefix string) ([]models.Object, err
 		}
 	}
 	// The checksums are in each object's metadata: ask in parallel.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, concurrency)
-	for i := range out {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if o, err := s.head(ctx, out[i].Name); err == nil {
-				out[i].SHA256 = o.SHA256
-			}
-		})
-	}
-	wg.Wait()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, ctx.Err()
+	return models.FillSHA256(ctx, out, concurrency, s.head)
 }
 
 func (s *s3Store) Remove(ctx context.Context, name string) error {
@@ -308,7 +271,7 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 			e.Hint = "the object changed while it was read; try again"
 		}
 	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "Forbidden" || status == http.StatusForbidden:
-		e.Kind, e.Err = models.ErrAccessDenied, fmt.Errorf("%s", nonEmpty(code, "403"))
+		e.Kind, e.Err = models.ErrAccessDenied, fmt.Errorf("%s", models.NonEmpty(code, "403"))
 		e.Hint = "check models.access_key_id and models.secret_access_key (or the instance role's policy) and that they may use this bucket"
 	case code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == http.StatusMovedPermanently:
 		e.Hint = "the bucket is in another region: set models.region"
@@ -316,7 +279,7 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 		e.Kind, e.Err = models.ErrNoCredentials, nil
 		e.Hint = "set models.access_key_id and models.secret_access_key, or run where AWS credentials or an instance role are available"
 	case errors.As(err, &sendErr):
-		e.Kind, e.Err = models.ErrUnreachable, fmt.Errorf("%s: %w", where, unwrapAll(sendErr.Err))
+		e.Kind, e.Err = models.ErrUnreachable, fmt.Errorf("%s: %w", where, models.Innermost(sendErr.Err))
 		e.Hint = "check models.endpoint and that the store is running and reachable from here"
 	}
 	return e
@@ -328,23 +291,4 @@ func (s *s3Store) bucketMissing(ctx context.Context) bool {
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
 	var re *awshttp.ResponseError
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
-}
-
-// unwrapAll returns the innermost error of err's chain: "connection
-// refused" rather than the SDK's layers around it.
-func unwrapAll(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
-	}
-}
-
-func nonEmpty(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
 }
