@@ -8,6 +8,7 @@
 //	agent read-control-token --file FILE
 //	agent stage --bin-dir DIR --spec-from FILE --spec-to FILE --owner UID:GID [--workspace DIR]
 //	aws delete-own-stack --stack NAME --region REGION [--wait D]
+//	git-credential get|store|erase
 //	version
 //
 // It uses the standard library's flag package, not cobra, and none of the
@@ -27,6 +28,7 @@ import (
 	"syscall"
 
 	"github.com/spinbook/spinbook/internal/buildinfo"
+	"github.com/spinbook/spinbook/internal/gitwork"
 )
 
 // Exit codes, as the spinbook command line's.
@@ -91,6 +93,7 @@ Commands:
   agent read-control-token       print the control token kept by receive-spec
   agent stage ...                prepare a kubernetes pod (init container)
   aws delete-own-stack ...       delete this server's own stack after an idle stop
+  git-credential get             git's credential helper, answered by the agent
   version                        print the version
 `
 
@@ -117,6 +120,13 @@ func dispatch(ctx context.Context, args []string, s stdio) error {
 			return deleteOwnStackCmd(ctx, args[2:], s)
 		}
 		return usagef("aws: the agent knows only `aws delete-own-stack`")
+	case "git-credential":
+		// git's credential helper in the server (gitwork.Repo.Helper):
+		// the agent answers it over its private socket.
+		if len(args) != 2 {
+			return usagef("git-credential: want one of get, store, erase")
+		}
+		return gitwork.CredentialHelper(args[1], s.stdin, s.stdout)
 	case "version", "--version":
 		fmt.Fprintf(s.stdout, "spinbook-agent %s (%s, %s/%s)\n", buildinfo.String(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/gitwork"
 )
 
 // run runs the agent binary's command line in-process.
@@ -37,10 +38,13 @@ func TestCommandLine(t *testing.T) {
 		{"stray argument", []string{"agent", "receive-spec", "--to", "x", "extra"}, exitUsage, "", `unexpected argument "extra"`},
 		{"receive-spec without --to", []string{"agent", "receive-spec"}, exitUsage, "", "--to FILE is required"},
 		{"stage with a bad owner", []string{"agent", "stage", "--owner", "root"}, exitUsage, "", "want UID:GID"},
+		{"git-credential without an operation", []string{"git-credential"}, exitUsage, "", "want one of get, store, erase"},
+		{"git-credential outside a server", []string{"git-credential", "get"}, exitFailure, "", "run git inside a spinbook server"},
 		{"aws, another command", []string{"aws", "render"}, exitUsage, "", "only `aws delete-own-stack`"},
 		{"delete-own-stack without a region", []string{"aws", "delete-own-stack", "--stack", "spinbook-a-b"}, exitUsage, "", "--region REGION are required"},
 	}
 	t.Setenv("SPINBOOK_AGENT_SPEC", "")
+	t.Setenv(gitwork.SocketEnv, "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := run(t, "", tt.args...)
