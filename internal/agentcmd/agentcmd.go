@@ -8,6 +8,7 @@
 //	agent read-control-token --file FILE
 //	agent stage --bin-dir DIR --spec-from FILE --spec-to FILE --owner UID:GID [--workspace DIR]
 //	aws delete-own-stack --stack NAME --region REGION [--wait D]
+//	models put|get|ls|rm ...     (a kernel's `!spinbook models get`; see models.go)
 //	git-credential get|store|erase
 //	version
 //
@@ -93,6 +94,7 @@ Commands:
   agent read-control-token       print the control token kept by receive-spec
   agent stage ...                prepare a kubernetes pod (init container)
   aws delete-own-stack ...       delete this server's own stack after an idle stop
+  models put|get|ls|rm ...       the model store, as the command line's (kernels, terminals)
   git-credential get             git's credential helper, answered by the agent
   version                        print the version
 `
@@ -120,6 +122,8 @@ func dispatch(ctx context.Context, args []string, s stdio) error {
 			return deleteOwnStackCmd(ctx, args[2:], s)
 		}
 		return usagef("aws: the agent knows only `aws delete-own-stack`")
+	case "models":
+		return modelsCmd(ctx, args[1:], s)
 	case "git-credential":
 		// git's credential helper in the server (gitwork.Repo.Helper):
 		// the agent answers it over its private socket.
