@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scrape GETs the health port's /metrics and returns the exposition.
@@ -50,11 +51,13 @@ func TestMetrics(t *testing.T) {
 		`spinbook_login_failures_total`, `spinbook_login_throttled_total`, `spinbook_jupyter_restarts_total`,
 		`spinbook_saves_total{result="up_to_date"}`, `spinbook_saves_total{result="failed"}`,
 		`spinbook_proxied_bytes_total{direction="to_client"}`, `spinbook_kernels{state="busy"}`,
-		`spinbook_idle_stop_deadline_timestamp_seconds`,
 	} {
 		if v := sample(before, series); v != 0 {
 			t.Errorf("before any traffic %s = %v, want a series at 0", series, v)
 		}
+	}
+	if v := sample(before, "spinbook_idle_stop_deadline_timestamp_seconds"); v != 0 && v < float64(time.Now().Unix()) {
+		t.Errorf("spinbook_idle_stop_deadline_timestamp_seconds = %v, want 0 (no stop) or a time to come", v)
 	}
 	if v := sample(before, "process_resident_memory_bytes"); v <= 0 {
 		t.Errorf("process_resident_memory_bytes = %v, want the agent's RSS", v)
@@ -87,7 +90,6 @@ func TestMetrics(t *testing.T) {
 		{`spinbook_http_requests_total{code="200",route="api"}`, 0},
 		{`spinbook_http_request_duration_seconds_count{route="api"}`, 0},
 		{`spinbook_proxied_bytes_total{direction="to_client"}`, 0},
-		{`spinbook_saves_total{result="up_to_date"}`, 1},
 		{`spinbook_login_throttled_total`, -1}, // did not move
 		{`spinbook_saves_total{result="failed"}`, -1},
 	}
@@ -103,6 +105,15 @@ func TestMetrics(t *testing.T) {
 		case m.by < 0 && now != was:
 			t.Errorf("%s went %v -> %v, want it unchanged", m.series, was, now)
 		}
+	}
+	saves := func(exposition string) (n float64) {
+		for _, r := range []string{"pushed", "new_branch", "up_to_date", "bundle_stored", "bundle_on_server", "failed", "not_saved"} {
+			n += max(sample(exposition, `spinbook_saves_total{result="`+r+`"}`), 0)
+		}
+		return n
+	}
+	if got := saves(after) - saves(before); got != 1 {
+		t.Errorf("spinbook_saves_total grew by %v over its results, want 1 (the save)", got)
 	}
 	if v := sample(after, "spinbook_last_activity_timestamp_seconds"); v <= 0 {
 		t.Errorf("spinbook_last_activity_timestamp_seconds = %v, want the time of the API call", v)

@@ -25,7 +25,8 @@ const (
 
 // s3Store keeps models as objects under one bucket and key prefix, through
 // package awslite: one request per put or get, no SDK. It is the store of
-// the agent binary (bundles of a save that cannot reach the remote); the
+// the agent binary (bundles of a save that cannot reach the remote, and
+// `spinbook models` inside servers: agentcmd/models.go); the
 // command line uses package s3sdk, which splits large files into parallel
 // parts. Both are tested alike (store_test.go).
 type s3Store struct {
