@@ -24,7 +24,8 @@ import (
 	"github.com/spinbook/spinbook/internal/backend/kubernetes/k8stest"
 )
 
-// bin is the spinbook binary under test, built once by TestMain.
+// bin is the spinbook binary under test, built once by TestMain with the
+// agent binary beside it.
 var bin string
 
 func TestMain(m *testing.M) {
@@ -36,13 +37,16 @@ func TestMain(m *testing.M) {
 	// Run as root, spinbook starts each server as that person's own OS
 	// account, which must be able to run the agent binary.
 	os.Chmod(dir, 0o755)
+	// The agent, cmd/spinbook-agent, beside it, where spinbook looks.
 	bin = filepath.Join(dir, "spinbook")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/spinbook")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build spinbook:", err)
-		os.Exit(1)
+	for out, pkg := range map[string]string{bin: "../cmd/spinbook", filepath.Join(dir, "spinbook-agent"): "../cmd/spinbook-agent"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	k8stest.Stop() // the kubernetes tests' cluster, if they started it

@@ -49,6 +49,9 @@ type activityProbe struct {
 	// active while no websocket to it is open.
 	startingGrace time.Duration
 	now           func() time.Time
+	// report gets the count of busy and idle kernels after each listing;
+	// nil for nobody.
+	report func(busy, idle int)
 
 	seen    map[string]string    // kernel/ID or terminal/NAME -> last_activity
 	state   map[string]string    // kernel ID -> Jupyter's execution_state at the last poll
@@ -113,18 +116,23 @@ func (p *activityProbe) active(ctx context.Context) bool {
 	if p.get(ctx, "/api/kernels", &kernels) {
 		now := map[string]string{}
 		listed := map[string]bool{}
+		busy := 0
 		for _, k := range kernels {
 			key := "kernel/" + k.ID
 			now[key] = k.LastActivity
 			listed[k.ID] = true
 			if p.kernelActive(k, traffic[k.ID]) {
 				active = true
+				busy++
 			}
 			if before, ok := p.seen[key]; !first && (!ok || before != k.LastActivity) {
 				active = true
 			}
 		}
 		p.forget("kernel/", now)
+		if p.report != nil {
+			p.report(busy, len(kernels)-busy)
+		}
 		for id, w := range traffic {
 			switch {
 			case listed[id]:

@@ -42,11 +42,16 @@ type Agent struct {
 	output io.Writer // where Jupyter's output goes (the server log)
 	redact *secret.Redactor
 	ready  atomic.Bool
-	repo   *repoState // the team repo; nil when none is configured
+	// metrics are served at /metrics on the health port; set first in Run.
+	metrics *metrics
+	repo    *repoState // the team repo; nil when none is configured
 
 	// idle tracks activity and applies the idle rules; set before the
 	// front door serves.
 	idle *idleTracker
+	// idleForMetrics is idle for the scrapes of /metrics, which start
+	// before it is set.
+	idleForMetrics atomic.Pointer[idleTracker]
 	// front is the front door, which tells idle which kernels run a cell;
 	// set before idle is watched.
 	front kernelWire
@@ -111,9 +116,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	// Health answers from the first moment, so a backend can tell "starting"
-	// from "dead".
+	// from "dead"; /metrics beside it.
+	a.metrics = newMetrics(a.lastActive, a.stopAt)
 	healthSrv := &http.Server{
-		Handler:           gateway.NewHealth(func(context.Context) bool { return a.ready.Load() }),
+		Handler:           healthHandler(gateway.NewHealth(func(context.Context) bool { return a.ready.Load() }), a.metrics.handler()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
@@ -158,6 +164,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("jupyter started", "jupyter", a.jupyterName, "command", in.Command, "venv", in.Venv,
 		"pid", j.cmd.Process.Pid, "via", j.network, "options_cached", cached)
 	a.recordJupyter(j)
+	a.metrics.countJupyterStart(a.spec.StateDir)
 	a.startIdle()
 
 	gw, err := gateway.New(gateway.Options{
@@ -177,6 +184,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Static:         in.Static,
 		PortalKey:      portalKey,
 		PortalOnly:     a.spec.PortalOnly,
+		Observer:       a.metrics,
 	})
 	if err != nil {
 		j.stop(stopGrace)

@@ -429,6 +429,7 @@ func (a *Agent) startIdle() {
 		timers = *a.spec.Idle
 	}
 	a.idle = newIdleTracker(timers, time.Now, a.log)
+	a.idleForMetrics.Store(a.idle)
 }
 
 // watchIdle polls Jupyter j and the GPUs for activity until ctx is done,
@@ -437,6 +438,9 @@ func (a *Agent) startIdle() {
 func (a *Agent) watchIdle(ctx context.Context, j *jupyter, wg *sync.WaitGroup) <-chan string {
 	stop := make(chan string, 1)
 	probe := newActivityProbe(j, a.front, a.idle.timers.StopAfter)
+	if a.metrics != nil {
+		probe.report = a.metrics.kernels
+	}
 	wg.Go(func() {
 		defer probe.close()
 		reason := a.idle.run(ctx, func(ctx context.Context) {

@@ -64,10 +64,7 @@ func startJupyter(in install, workspace, runtimeDir, token string, extraEnv []st
 	cmd.Dir = workspace
 	cmd.Env = append(jupyterEnv(os.Environ(), token, runtimeDir), extraEnv...)
 	cmd.Stdout, cmd.Stderr = logw, logw
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid:   true,
-		Pdeathsig: syscall.SIGTERM, // an agent killed with SIGKILL still stops Jupyter and its kernels
-	}
+	cmd.SysProcAttr = jupyterProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", in.Command[0], err)
 	}

@@ -164,6 +164,9 @@ func (a *Agent) saveRepo(ctx context.Context, message string) (gitwork.Result, e
 	o.Hurry = rs.hurry
 	rs.hurryMu.Unlock()
 	res, err := rs.repo.Save(ctx, o)
+	if a.metrics != nil {
+		a.metrics.saved(res, err)
+	}
 	if err != nil {
 		a.log.Error("save failed", "err", err)
 	} else if !res.Saved || res.Bundle != "" || res.NewBranch {

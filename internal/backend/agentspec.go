@@ -2,8 +2,11 @@ package backend
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spinbook/spinbook/internal/atomicfile"
@@ -172,15 +175,34 @@ type ProcessRecord struct {
 	Start uint64 `json:"start"` // process start time in clock ticks since boot
 }
 
-// AgentBinary returns path, or when it is "" the running spinbook
-// executable: the binary a backend starts or injects as the agent.
+// AgentName is the agent binary's file name beside the spinbook command
+// (cmd/spinbook-agent). Inside a container or pod it is called spinbook,
+// and answers the command lines `spinbook agent ...` always had.
+const AgentName = "spinbook-agent"
+
+// AgentBinary returns path, or when it is "" the agent binary beside the
+// running spinbook (symlinks followed): the binary a backend starts or
+// injects as the agent. It is not opened here: commands that start no
+// server work without it; MissingAgent explains the error of one that does.
 func AgentBinary(path string) (string, error) {
 	if path != "" {
 		return path, nil
 	}
-	p, err := os.Executable()
+	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find the spinbook binary: %w", err)
 	}
-	return p, nil
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return filepath.Join(filepath.Dir(exe), AgentName), nil
+}
+
+// MissingAgent makes the error of opening the agent binary at path say
+// what to do when it is not there.
+func MissingAgent(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("agent binary %s: %w: spinbook-agent belongs beside spinbook (a release archive holds both; from source: scripts/build, or CGO_ENABLED=0 go build -o %s ./cmd/spinbook-agent)", path, err, path)
+	}
+	return fmt.Errorf("agent binary: %w", err)
 }

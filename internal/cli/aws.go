@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 
 	"github.com/spinbook/spinbook/internal/backend"
@@ -103,37 +102,6 @@ its zone, that of the site's private subnet.`,
 	}
 	render.Flags().StringVar(&out, "out", "", "the directory to write the templates to")
 	render.Flags().StringVar(&size, "size", "", "render the instance stack for this size")
-	cmd.AddCommand(render, newDeleteOwnStack(e))
-	return cmd
-}
-
-// newDeleteOwnStack is the command a server's agent runs after an idle
-// stop (aws.ReleaseCommand): hidden, as no person needs it.
-func newDeleteOwnStack(e *env) *cobra.Command {
-	var stack, region string
-	var wait time.Duration
-	cmd := &cobra.Command{
-		Use:   "delete-own-stack --stack NAME --region REGION",
-		Short: "Delete this server's own instance stack (run by the agent after an idle stop)",
-		Long: `Delete the instance stack NAME, with the credentials of the AWS SDK's default
-chain: inside a server, its task role, which may delete its own stack and no
-other. The agent runs this after an idle stop, once the work is saved; use
-` + "`spinbook down`" + ` instead, which saves first.`,
-		Args:   cobra.NoArgs,
-		Hidden: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if stack == "" || region == "" {
-				return usagef("aws delete-own-stack: --stack NAME and --region REGION are required")
-			}
-			sdk, err := awsconfig.LoadDefaultConfig(cmd.Context(), awsconfig.WithRegion(region))
-			if err != nil {
-				return fmt.Errorf("aws delete-own-stack: load the AWS configuration: %w", err)
-			}
-			return aws.DeleteOwnStack(cmd.Context(), sdk, stack, wait, func(msg string) { fmt.Fprintln(e.stderr, msg) })
-		},
-	}
-	cmd.Flags().StringVar(&stack, "stack", "", "the instance stack to delete (spinbook-SITE-USER)")
-	cmd.Flags().StringVar(&region, "region", "", "the stack's region")
-	cmd.Flags().DurationVar(&wait, "wait", 4*time.Minute, "how long to wait while the stack is deleted (0: do not wait)")
+	cmd.AddCommand(render) // and the hidden `aws delete-own-stack`: see run
 	return cmd
 }

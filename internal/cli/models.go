@@ -12,7 +12,9 @@ import (
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/models"
+	"github.com/spinbook/spinbook/internal/models/s3sdk"
 	"github.com/spinbook/spinbook/internal/secret"
+	"github.com/spinbook/spinbook/internal/secret/awssecret"
 	"github.com/spinbook/spinbook/internal/ui"
 )
 
@@ -228,7 +230,7 @@ func (e *env) openModels(ctx context.Context) (models.Store, error) {
 		}
 		return nil, usagef("no model store is configured: set models.url in %s", where)
 	}
-	store, err := models.Open(ctx, models.Config{
+	store, err := s3sdk.Open(ctx, models.Config{
 		URL: m.URL, Endpoint: m.Endpoint, Region: m.Region, PathStyle: m.PathStyle,
 		AccessKeyID: m.AccessKeyID, SecretAccessKey: m.SecretAccessKey,
 	})
@@ -247,6 +249,7 @@ func resolveModels(ctx context.Context, cfg *config.Config) (*backend.Models, er
 		return nil, nil
 	}
 	out := &backend.Models{URL: m.URL, Endpoint: m.Endpoint, Region: m.Region, PathStyle: m.PathStyle}
+	ctx = awssecret.With(ctx, awssecret.Location{Region: cfg.AWS.Region, Profile: cfg.AWS.Profile})
 	var err error
 	if out.AccessKeyID, err = secret.Resolve(ctx, m.AccessKeyID); err != nil {
 		return nil, usagef("models.access_key_id: %w", err)

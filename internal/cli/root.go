@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spinbook/spinbook/internal/agentcmd"
 	"github.com/spinbook/spinbook/internal/config"
 )
 
@@ -54,6 +55,9 @@ func Main(args []string) int {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if isAgentCommand(args) {
+		return agentcmd.Run(ctx, args, stdin, stdout, stderr)
+	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRoot(e)
 	root.SetArgs(args)
@@ -76,6 +80,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	return exitFailure
+}
+
+// isAgentCommand reports whether args are a command of the agent binary
+// (cmd/spinbook-agent) that this one still answers, hidden, for command
+// lines written before the agent was its own binary: `spinbook agent ...`
+// and `spinbook aws delete-own-stack ...`.
+func isAgentCommand(args []string) bool {
+	return len(args) > 0 && args[0] == "agent" || len(args) > 1 && args[0] == "aws" && args[1] == "delete-own-stack"
 }
 
 // isFlagError recognises cobra's errors for bad flags and arguments.
@@ -120,14 +132,13 @@ through that team portal instead, unless --config or $SPINBOOK_CONFIG is given.`
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newInit(e), newUp(e), newDown(e), newStatus(e), newLs(e), newLogs(e),
-		newPassword(e), newVersion(e), newAgent(e), newPortal(e),
+		newPassword(e), newVersion(e), newPortal(e),
 	)
 	root.AddCommand(newModels(e))
 	root.AddCommand(newSite(e))
 	root.AddCommand(newAWS(e))
 	root.AddCommand(newSave(e), newGitCredential())
 	root.AddCommand(newExtend(e))
-	root.AddCommand(newIMDSRelay(e))
 	root.AddCommand(newLogin(e), newLogout(e))
 	return root
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/secret"
+	"github.com/spinbook/spinbook/internal/secret/awssecret"
 )
 
 // secretJSON is what `status` reports about one secret of the config:
@@ -35,7 +36,7 @@ type resolvedSecrets struct {
 // such key with its line and reference, never a value.
 func resolveSecrets(ctx context.Context, cfg *config.Config) (*resolvedSecrets, error) {
 	r := &resolvedSecrets{byPath: map[string]string{}}
-	ctx = secret.WithAWSLocation(ctx, secret.AWSLocation{Region: cfg.AWS.Region, Profile: cfg.AWS.Profile})
+	ctx = awssecret.With(ctx, awssecret.Location{Region: cfg.AWS.Region, Profile: cfg.AWS.Profile})
 	var errs []error
 	for _, s := range cfg.Secrets() {
 		v, err := resolveSecret(ctx, s)
@@ -82,7 +83,7 @@ func secretWhere(cfg *config.Config, s config.Secret) string {
 // resolves now; the values are dropped at once.
 func checkSecrets(ctx context.Context, cfg *config.Config) []secretJSON {
 	var out []secretJSON
-	ctx = secret.WithAWSLocation(ctx, secret.AWSLocation{Region: cfg.AWS.Region, Profile: cfg.AWS.Profile})
+	ctx = awssecret.With(ctx, awssecret.Location{Region: cfg.AWS.Region, Profile: cfg.AWS.Profile})
 	for _, s := range cfg.Secrets() {
 		sj := secretJSON{Name: s.Path}
 		if ref, ok, _ := secret.ParseRef(s.Value); ok {

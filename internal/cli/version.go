@@ -3,23 +3,13 @@ package cli
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/spinbook/spinbook/internal/buildinfo"
 )
 
-// Version is set at build time with -ldflags "-X github.com/spinbook/spinbook/internal/cli.Version=v1.2.3".
-var Version = ""
-
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+func version() string { return buildinfo.String() }
 
 func newVersion(e *env) *cobra.Command {
 	return &cobra.Command{

@@ -28,6 +28,8 @@ type statusWriter struct {
 	http.ResponseWriter
 	code     int
 	hijacked bool
+	proxied  bool  // the proxy writes the response
+	written  int64 // bytes of body written
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -41,7 +43,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
 }
 
 // Hijack takes over the connection, as the proxy does for a websocket.

@@ -92,6 +92,10 @@ type Options struct {
 	// Logger receives the access log and security events. Nil discards.
 	Logger *slog.Logger
 
+	// Observer is told of every request, login failure and proxied byte,
+	// for metrics (observe.go). Nil observes nothing.
+	Observer Observer
+
 	// Now tells the time. Nil means time.Now.
 	Now func() time.Time
 
@@ -163,6 +167,7 @@ type Gateway struct {
 	control  http.Handler
 	activity func()        // Options.OnActivity; never nil
 	banner   func() string // Options.Banner; nil for none
+	obs      Observer      // Options.Observer; a no-op for none
 	static   []staticMount // Options.Static, longest prefix first
 	kernels  *kernelTracker
 	conns    connRegistry // upgraded connections (websockets)
@@ -199,6 +204,10 @@ func New(opts Options) (*Gateway, error) {
 		banner:     opts.Banner,
 		portalKey:  opts.PortalKey,
 		portalOnly: opts.PortalOnly,
+		obs:        opts.Observer,
+	}
+	if g.obs == nil {
+		g.obs = nopObserver{}
 	}
 	// The portal's Open posts from the portal's site; the open token
 	// authenticates that post (portallogin.go).
@@ -323,7 +332,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	client := g.ClientIP(r)
 	sw := &statusWriter{ResponseWriter: w}
 	g.serve(sw, r, client)
-	g.logRequest(r, client, sw.status(), g.now().Sub(start))
+	d := g.now().Sub(start)
+	g.logRequest(r, client, sw.status(), d)
+	g.obs.Request(RouteClass(r), sw.status(), d)
+	if sw.proxied && sw.written > 0 {
+		g.obs.Proxied("to_client", sw.written)
+	}
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Addr) {
@@ -384,6 +398,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, client netip.Add
 	r = g.withBanner(r) // as things stood before this request
 	if isUserRequest(r) {
 		g.activity()
+	}
+	if sw, ok := w.(*statusWriter); ok {
+		sw.proxied = true // its bytes count as proxied
 	}
 	g.proxy.ServeHTTP(w, r)
 }

@@ -55,6 +55,7 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request, client netip.Add
 	if ok, wait := g.limiter.allow(client, g.now()); !ok {
 		secs := int((wait + time.Second - 1) / time.Second)
 		g.log.Warn("login rate limited", "client", addrString(client), "retry_after_s", secs)
+		g.obs.LoginThrottled()
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		g.writeLogin(w, http.StatusTooManyRequests, next, waitMessage(secs), true)
 		return
@@ -70,6 +71,7 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request, client netip.Add
 	if !ok {
 		g.limiter.failed(client, g.now())
 		g.log.Warn("login failed", "client", addrString(client))
+		g.obs.LoginFailed()
 		g.writeLogin(w, http.StatusUnauthorized, next, msgWrongPassword, true)
 		return
 	}

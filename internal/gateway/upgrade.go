@@ -60,7 +60,11 @@ type upgradedConn struct {
 // Write passes the browser's bytes on to Jupyter, after following them.
 func (c *upgradedConn) Write(p []byte) (int, error) {
 	c.toJupyter.feed(p)
-	return c.ReadWriteCloser.Write(p)
+	n, err := c.ReadWriteCloser.Write(p)
+	if n > 0 {
+		c.g.obs.Proxied("to_jupyter", int64(n))
+	}
+	return n, err
 }
 
 // Read passes Jupyter's bytes on to the browser, following them.
@@ -68,6 +72,9 @@ func (c *upgradedConn) Read(p []byte) (int, error) {
 	n, err := c.ReadWriteCloser.Read(p)
 	if n > 0 && c.kernel != "" {
 		c.fromJupyter.feed(p[:n])
+	}
+	if n > 0 {
+		c.g.obs.Proxied("to_client", int64(n))
 	}
 	return n, err
 }

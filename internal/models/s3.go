@@ -7,95 +7,53 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
+	"os"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/spinbook/spinbook/internal/awslite"
 )
 
-// Transfer tuning: parts of partSize bytes, concurrency of them in flight
-// (see docs/benchmarks.md). Files smaller than one part go in one request.
 const (
-	partSize    = 16 << 20
+	// concurrency bounds the HEADs in flight when a listing asks for the
+	// checksums.
 	concurrency = 8
-	// abortTimeout bounds the clean-up after a failed or cancelled put:
-	// aborting the multipart upload gets a fresh context this long.
-	abortTimeout = 15 * time.Second
+	// maxSinglePut is the most S3 takes in one PUT.
+	maxSinglePut = 5 << 30
 	// metaSHA256 is the user metadata key: the header x-amz-meta-sha256.
 	metaSHA256 = "sha256"
 )
 
-// s3Store keeps models as objects under one bucket and key prefix.
+// s3Store keeps models as objects under one bucket and key prefix, through
+// package awslite: one request per put or get, no SDK. It is the store of
+// the agent binary (bundles of a save that cannot reach the remote, and
+// `spinbook models` inside servers: agentcmd/models.go); the
+// command line uses package s3sdk, which splits large files into parallel
+// parts. Both are tested alike (store_test.go).
 type s3Store struct {
 	url      string
 	bucket   string
 	prefix   string // "" or ending with /
 	endpoint string // for error messages; "" = AWS
-	client   *s3.Client
-	tm       *transfermanager.Client
+	s3       *awslite.S3
 }
 
-func openS3(ctx context.Context, cfg Config, u *url.URL) (*s3Store, error) {
-	if u.Host == "" {
-		return nil, &Error{Op: "open", URL: cfg.URL, Err: errors.New("no bucket"), Hint: "write s3://bucket/prefix/"}
-	}
-	prefix := strings.TrimPrefix(u.Path, "/")
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	if p := strings.TrimSuffix(prefix, "/"); p != "" {
-		if err := ValidateName(p); err != nil {
-			return nil, &Error{Op: "open", URL: cfg.URL, Err: fmt.Errorf("the key prefix: %w", err), Hint: "check models.url"}
-		}
-	}
-
-	opts := []func(*awsconfig.LoadOptions) error{
-		// Non-AWS stores reject the checksums the SDK would otherwise add
-		// to every request; the SHA-256 in the metadata protects the data.
-		awsconfig.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
-		awsconfig.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
-		awsconfig.WithRetryMaxAttempts(4),
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConnsPerHost = 2 * concurrency
-		})),
-	}
-	if cfg.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(cfg.Region))
-	}
-	if cfg.AccessKeyID != "" || cfg.SecretAccessKey != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, "")))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+func openS3(cfg Config, u *url.URL) (*s3Store, error) {
+	bucket, prefix, err := S3Prefix(cfg, u)
 	if err != nil {
-		return nil, &Error{Op: "open", URL: cfg.URL, Err: err, Hint: "check ~/.aws/config and the AWS_* environment variables"}
+		return nil, err
 	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = "us-east-1"
+	creds := &awslite.Provider{} // the environment, else the ECS task role
+	if cfg.AccessKeyID != "" || cfg.SecretAccessKey != "" {
+		creds = awslite.Static(awslite.Credentials{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey})
 	}
-	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
+	region := cfg.Region
+	for _, env := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if region == "" {
+			region = os.Getenv(env)
 		}
-		o.UsePathStyle = cfg.PathStyle
-	})
-	tm := transfermanager.New(client, func(o *transfermanager.Options) {
-		o.PartSizeBytes = partSize
-		o.MultipartUploadThreshold = partSize
-		o.Concurrency = concurrency
-		o.FailTimeout = abortTimeout
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-	})
-	return &s3Store{url: cfg.URL, bucket: u.Host, prefix: prefix, endpoint: cfg.Endpoint, client: client, tm: tm}, nil
+	}
+	client := &awslite.S3{Endpoint: cfg.Endpoint, Region: region, PathStyle: cfg.PathStyle, Credentials: creds}
+	return &s3Store{url: cfg.URL, bucket: bucket, prefix: prefix, endpoint: cfg.Endpoint, s3: client}, nil
 }
 
 func (s *s3Store) URL() string { return s.url }
@@ -109,6 +67,10 @@ func (s *s3Store) Put(ctx context.Context, name string, r io.Reader, size int64,
 	if !validSum(sum) {
 		return s.fail(ctx, "put", name, fmt.Errorf("%q is not a SHA-256 in hex", sum))
 	}
+	if size > maxSinglePut {
+		return &Error{Op: "put", Name: name, URL: s.url, Err: fmt.Errorf("%d bytes is more than S3 takes in one request", size),
+			Hint: "put it from the spinbook command line, which sends large files in parts"}
+	}
 	if !opts.Force {
 		// A clear answer up front; If-None-Match below closes the race
 		// where the server supports it.
@@ -119,17 +81,13 @@ func (s *s3Store) Put(ctx context.Context, name string, r io.Reader, size int64,
 			return s.fail(ctx, "put", name, err)
 		}
 	}
-	in := &transfermanager.UploadObjectInput{
-		Bucket:        aws.String(s.bucket),
-		Key:           aws.String(s.key(name)),
-		Body:          newHashingReader(r, size, sum), // not a Seeker: read once, in order
-		ContentLength: aws.Int64(size),
-		Metadata:      map[string]string{metaSHA256: strings.ToLower(sum)},
-	}
-	if !opts.Force {
-		in.IfNoneMatch = aws.String("*")
-	}
-	if _, err := s.tm.UploadObject(ctx, in); err != nil {
+	// The SHA-256 signs the request, so S3 itself refuses other bytes; the
+	// reader stops a put whose source changed before the last byte leaves.
+	err := s.s3.PutObject(ctx, s.bucket, s.key(name), newHashingReader(r, size, sum), size, strings.ToLower(sum), awslite.PutOptions{
+		IfNoneMatch: !opts.Force,
+		Metadata:    map[string]string{metaSHA256: strings.ToLower(sum)},
+	})
+	if err != nil {
 		return s.fail(ctx, "put", name, err)
 	}
 	return nil
@@ -142,30 +100,15 @@ func (s *s3Store) Get(ctx context.Context, name string) (io.ReadCloser, Object, 
 	if err := ValidateName(name); err != nil {
 		return nil, Object{}, s.fail(ctx, "get", name, err)
 	}
-	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(name))})
+	body, info, err := s.s3.GetObject(ctx, s.bucket, s.key(name))
 	if err != nil {
 		return nil, Object{}, s.fail(ctx, "get", name, err)
 	}
-	o := s.object(name, head.ContentLength, head.LastModified, head.Metadata)
-	body := newRangedReader(ctx, s.client, s.bucket, s.key(name), aws.ToString(head.ETag), o.Size)
+	o := s.object(name, info)
 	return &verifiedBody{
-		hashingReader: newHashingReader(&errReader{r: body, wrap: func(err error) error { return s.fail(ctx, "get", name, err) }}, o.Size, o.SHA256),
+		hashingReader: newHashingReader(ReadErrors(body, func(err error) error { return s.fail(ctx, "get", name, err) }), o.Size, o.SHA256),
 		close:         body.Close,
 	}, o, nil
-}
-
-// errReader turns a transfer's errors into store errors.
-type errReader struct {
-	r    io.Reader
-	wrap func(error) error
-}
-
-func (e *errReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		err = e.wrap(err)
-	}
-	return n, err
 }
 
 func (s *s3Store) Stat(ctx context.Context, name string) (Object, error) {
@@ -176,19 +119,17 @@ func (s *s3Store) Stat(ctx context.Context, name string) (Object, error) {
 }
 
 func (s *s3Store) head(ctx context.Context, name string) (Object, error) {
-	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(name))})
+	info, err := s.s3.HeadObject(ctx, s.bucket, s.key(name))
 	if err != nil {
 		return Object{}, s.fail(ctx, "stat", name, err)
 	}
-	return s.object(name, out.ContentLength, out.LastModified, out.Metadata), nil
+	return s.object(name, info), nil
 }
 
-func (s *s3Store) object(name string, size *int64, modified *time.Time, meta map[string]string) Object {
-	o := Object{Name: name, Size: aws.ToInt64(size), Modified: aws.ToTime(modified).UTC()}
-	for k, v := range meta { // keys come back in any case
-		if strings.EqualFold(k, metaSHA256) && validSum(strings.ToLower(v)) {
-			o.SHA256 = strings.ToLower(v)
-		}
+func (s *s3Store) object(name string, info awslite.ObjectInfo) Object {
+	o := Object{Name: name, Size: info.Size, Modified: info.Modified}
+	if v := strings.ToLower(info.Metadata[metaSHA256]); validSum(v) {
+		o.SHA256 = v
 	}
 	return o
 }
@@ -197,39 +138,20 @@ func (s *s3Store) List(ctx context.Context, prefix string) ([]Object, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return nil, s.fail(ctx, "ls", prefix, err)
 	}
+	listed, err := s.s3.ListObjects(ctx, s.bucket, s.key(prefix))
+	if err != nil {
+		return nil, s.fail(ctx, "ls", prefix, err)
+	}
 	var out []Object
-	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(s.bucket),
-		Prefix: aws.String(s.key(prefix)),
-	})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, s.fail(ctx, "ls", prefix, err)
+	for _, obj := range listed {
+		name := strings.TrimPrefix(obj.Key, s.prefix)
+		if ValidateName(name) != nil {
+			continue // a folder marker, or a key no model could have
 		}
-		for _, obj := range page.Contents {
-			name := strings.TrimPrefix(aws.ToString(obj.Key), s.prefix)
-			if ValidateName(name) != nil {
-				continue // a folder marker, or a key no model could have
-			}
-			out = append(out, Object{Name: name, Size: aws.ToInt64(obj.Size), Modified: aws.ToTime(obj.LastModified).UTC()})
-		}
+		out = append(out, Object{Name: name, Size: obj.Size, Modified: obj.Modified})
 	}
 	// The checksums are in each object's metadata: ask in parallel.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, concurrency)
-	for i := range out {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if o, err := s.head(ctx, out[i].Name); err == nil {
-				out[i].SHA256 = o.SHA256
-			}
-		})
-	}
-	wg.Wait()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, ctx.Err()
+	return FillSHA256(ctx, out, concurrency, s.head)
 }
 
 func (s *s3Store) Remove(ctx context.Context, name string) error {
@@ -239,8 +161,7 @@ func (s *s3Store) Remove(ctx context.Context, name string) error {
 	if _, err := s.head(ctx, name); err != nil {
 		return s.fail(ctx, "rm", name, err)
 	}
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.key(name))})
-	if err != nil {
+	if err := s.s3.DeleteObject(ctx, s.bucket, s.key(name)); err != nil {
 		return s.fail(ctx, "rm", name, err)
 	}
 	return nil
@@ -262,15 +183,11 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 		where = s.endpoint
 	}
 	code, status := "", 0
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		code = ae.ErrorCode()
-	}
-	var re *awshttp.ResponseError
+	var re *awslite.ResponseError
 	if errors.As(err, &re) {
-		status = re.HTTPStatusCode()
+		code, status = re.Code, re.Status
 	}
-	var sendErr *smithyhttp.RequestSendError
+	var sendErr *awslite.SendError
 	switch {
 	case err == errExists:
 		e.Kind, e.Err, e.Hint = ErrExists, nil, "pass --force to replace it"
@@ -278,12 +195,14 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 		// The cause says it all, and wraps ErrInvalidName.
 	case errors.Is(err, ErrChecksum):
 		e.Kind = ErrChecksum
+	case code == "XAmzContentSHA256Mismatch" || code == "BadDigest":
+		e.Kind, e.Err = ErrChecksum, fmt.Errorf("the store got other bytes than were sent (%s)", code)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		e.Err = context.Cause(ctx)
 		if e.Err == nil {
 			e.Err = err
 		}
-	case code == "NoSuchKey" || (code == "NotFound" || status == http.StatusNotFound) && !s.bucketMissing(ctx):
+	case code == "NoSuchKey" || (code == "NotFound" || code == "" && status == http.StatusNotFound) && !s.bucketMissing(ctx):
 		e.Kind, e.Err, e.Hint = ErrNotFound, nil, "list the store with `spinbook models ls`"
 	case code == "NoSuchBucket" || code == "NotFound" || status == http.StatusNotFound:
 		e.Kind, e.Err, e.Hint = ErrNoBucket, nil, fmt.Sprintf("no bucket %q at %s; check models.url and models.endpoint, or create the bucket", s.bucket, where)
@@ -294,15 +213,15 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 			e.Hint = "the object changed while it was read; try again"
 		}
 	case code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "Forbidden" || status == http.StatusForbidden:
-		e.Kind, e.Err = ErrAccessDenied, fmt.Errorf("%s", nonEmpty(code, "403"))
+		e.Kind, e.Err = ErrAccessDenied, fmt.Errorf("%s", NonEmpty(code, "403"))
 		e.Hint = "check models.access_key_id and models.secret_access_key (or the instance role's policy) and that they may use this bucket"
 	case code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == http.StatusMovedPermanently:
 		e.Hint = "the bucket is in another region: set models.region"
-	case strings.Contains(err.Error(), "failed to retrieve credentials"):
+	case errors.Is(err, awslite.ErrNoCredentials):
 		e.Kind, e.Err = ErrNoCredentials, nil
-		e.Hint = "set models.access_key_id and models.secret_access_key, or run where AWS credentials or an instance role are available"
+		e.Hint = "set models.access_key_id and models.secret_access_key, or run where AWS credentials or a task role are available"
 	case errors.As(err, &sendErr):
-		e.Kind, e.Err = ErrUnreachable, fmt.Errorf("%s: %w", where, unwrapAll(sendErr.Err))
+		e.Kind, e.Err = ErrUnreachable, fmt.Errorf("%s: %w", where, Innermost(sendErr.Err))
 		e.Hint = "check models.endpoint and that the store is running and reachable from here"
 	}
 	return e
@@ -311,26 +230,5 @@ func (s *s3Store) fail(ctx context.Context, op, name string, err error) error {
 // bucketMissing tells a missing bucket from a missing key after a 404
 // without a body (HEAD).
 func (s *s3Store) bucketMissing(ctx context.Context) bool {
-	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
-	var re *awshttp.ResponseError
-	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
-}
-
-// unwrapAll returns the innermost error of err's chain: "connection
-// refused" rather than the SDK's layers around it.
-func unwrapAll(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
-	}
-}
-
-func nonEmpty(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
+	return awslite.IsStatus(s.s3.HeadBucket(ctx, s.bucket), http.StatusNotFound)
 }

@@ -124,13 +124,15 @@ type Config struct {
 	URL string
 	// Endpoint is the S3 API's base URL for non-AWS stores; "" for AWS.
 	Endpoint string
-	// Region is the bucket's region; "" for the SDK's default, else us-east-1.
+	// Region is the bucket's region; "" for AWS_REGION (s3sdk.Open: the
+	// SDK's default), else us-east-1.
 	Region string
 	// PathStyle addresses buckets as endpoint/bucket rather than
 	// bucket.endpoint, as most non-AWS stores want.
 	PathStyle bool
-	// AccessKeyID and SecretAccessKey are the keys; both "" for the SDK's
-	// default chain (environment, ~/.aws, the instance role).
+	// AccessKeyID and SecretAccessKey are the keys; both "" for the
+	// environment's (AWS_ACCESS_KEY_ID ...), else the ECS task role's
+	// (s3sdk.Open: the SDK's whole default chain, ~/.aws included).
 	AccessKeyID     string
 	SecretAccessKey string
 }
@@ -144,7 +146,7 @@ func Open(ctx context.Context, cfg Config) (Store, error) {
 	}
 	switch u.Scheme {
 	case "s3":
-		return openS3(ctx, cfg, u)
+		return openS3(cfg, u)
 	case "file":
 		return openFile(cfg.URL, u)
 	default:
@@ -212,3 +214,20 @@ func validSum(sum string) bool {
 	_, err := hex.DecodeString(sum)
 	return err == nil
 }
+
+// NewCheckedReader returns r checked as a put or get checks it: exactly
+// size bytes (-1: any) with SHA-256 sum ("" = no check); in place of
+// io.EOF the last Read returns an error wrapping ErrChecksum when they
+// differ. For stores outside this package (s3sdk).
+func NewCheckedReader(r io.Reader, size int64, sum string) io.Reader {
+	return newHashingReader(r, size, sum)
+}
+
+// NewVerifiedBody is what Get returns: r checked as NewCheckedReader
+// checks it, closed with close.
+func NewVerifiedBody(r io.Reader, size int64, sum string, close func() error) io.ReadCloser {
+	return &verifiedBody{hashingReader: newHashingReader(r, size, sum), close: close}
+}
+
+// ValidSHA256 reports whether sum is a SHA-256 in hex.
+func ValidSHA256(sum string) bool { return validSum(sum) }

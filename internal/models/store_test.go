@@ -1,7 +1,8 @@
-package models
+package models_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -14,28 +15,43 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spinbook/spinbook/internal/models"
 	"github.com/spinbook/spinbook/internal/models/modelstest"
+	"github.com/spinbook/spinbook/internal/models/s3sdk"
 )
 
 // backing is a store under test and a way behind its back to the file that
 // holds an object's bytes.
 type backing struct {
-	store Store
+	store models.Store
 	// file is the path of the file holding name's contents.
 	file func(name string) string
 	// outside is a directory next to the store that nothing may touch.
 	outside string
 }
 
-// stores runs test against a versitygw bucket and a file:// directory.
+// opener opens a store: models.Open (its own S3 store, without the SDK:
+// the agent's), or s3sdk.Open (the command line's, through the AWS SDK).
+type opener func(context.Context, models.Config) (models.Store, error)
+
+// s3Openers are the two S3 stores, each tested alike.
+var s3Openers = []struct {
+	name string
+	open opener
+}{{"s3", s3sdk.Open}, {"s3lite", models.Open}}
+
+// stores runs test against a versitygw bucket through either S3 store and
+// against a file:// directory.
 func stores(t *testing.T, test func(t *testing.T, b backing)) {
-	t.Run("s3", func(t *testing.T) { test(t, newS3Backing(t, "")) })
+	for _, o := range s3Openers {
+		t.Run(o.name, func(t *testing.T) { test(t, newS3Backing(t, o.open)) })
+	}
 	t.Run("file", func(t *testing.T) { test(t, newFileBacking(t)) })
 }
 
-func newS3Backing(t *testing.T, secret string) backing {
-	srv := modelstest.Start(t, secret)
-	s, err := Open(t.Context(), Config{
+func newS3Backing(t *testing.T, open opener) backing {
+	srv := modelstest.Start(t, "")
+	s, err := open(t.Context(), models.Config{
 		URL:             "s3://" + srv.Bucket + "/team/",
 		Endpoint:        srv.Endpoint,
 		PathStyle:       true,
@@ -60,7 +76,7 @@ func newFileBacking(t *testing.T) backing {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(t.Context(), Config{URL: "file://" + dir + "/"})
+	s, err := models.Open(t.Context(), models.Config{URL: "file://" + dir + "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +144,7 @@ func randomFile(t *testing.T, dir string, size int64, seed uint64) (string, stri
 
 func mustSHA256(t *testing.T, path string) string {
 	t.Helper()
-	sum, err := fileSHA256(path)
+	sum, err := models.FileSHA256(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +159,7 @@ func TestRoundTrip(t *testing.T) {
 		const size = 300 << 20
 		src, sum := randomFile(t, t.TempDir(), size, 1)
 		name := "churn/model-v1.bin"
-		if err := PutFile(ctx, b.store, src, name, PutOptions{}, nil); err != nil {
+		if err := models.PutFile(ctx, b.store, src, name, models.PutOptions{}, nil); err != nil {
 			t.Fatalf("put: %v", err)
 		}
 		list, err := b.store.List(ctx, "churn/")
@@ -161,7 +177,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 
 		dir := t.TempDir()
-		o, dest, err := GetFile(ctx, b.store, name, dir, nil)
+		o, dest, err := models.GetFile(ctx, b.store, name, dir, nil)
 		if err != nil {
 			t.Fatalf("get: %v", err)
 		}
@@ -176,7 +192,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 
 		var out bytes.Buffer
-		if _, err := Copy(ctx, b.store, name, &out, nil); err != nil {
+		if _, err := models.Copy(ctx, b.store, name, &out, nil); err != nil {
 			t.Fatalf("get to a writer: %v", err)
 		}
 		if h := sha256.Sum256(out.Bytes()); hex.EncodeToString(h[:]) != sum {
@@ -186,10 +202,10 @@ func TestRoundTrip(t *testing.T) {
 		if err := b.store.Remove(ctx, name); err != nil {
 			t.Fatalf("rm: %v", err)
 		}
-		if _, err := b.store.Stat(ctx, name); !errors.Is(err, ErrNotFound) {
+		if _, err := b.store.Stat(ctx, name); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("stat after rm = %v, want ErrNotFound", err)
 		}
-		if err := b.store.Remove(ctx, name); !errors.Is(err, ErrNotFound) {
+		if err := b.store.Remove(ctx, name); !errors.Is(err, models.ErrNotFound) {
 			t.Fatalf("second rm = %v, want ErrNotFound", err)
 		}
 		if list, _ := b.store.List(ctx, ""); len(list) != 0 {
@@ -205,14 +221,14 @@ func TestOverwriteRefused(t *testing.T) {
 		ctx := t.Context()
 		put := func(content string, force bool) error {
 			h := sha256.Sum256([]byte(content))
-			return b.store.Put(ctx, "m.pkl", strings.NewReader(content), int64(len(content)), hex.EncodeToString(h[:]), PutOptions{Force: force})
+			return b.store.Put(ctx, "m.pkl", strings.NewReader(content), int64(len(content)), hex.EncodeToString(h[:]), models.PutOptions{Force: force})
 		}
 		if err := put("first", false); err != nil {
 			t.Fatal(err)
 		}
 		err := put("second", false)
-		if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), b.store.URL()) {
-			t.Fatalf("second put = %v, want ErrExists naming the store and --force", err)
+		if !errors.Is(err, models.ErrExists) || !strings.Contains(err.Error(), "--force") || !strings.Contains(err.Error(), b.store.URL()) {
+			t.Fatalf("second put = %v, want models.ErrExists naming the store and --force", err)
 		}
 		if got := readAll(t, b.store, "m.pkl"); got != "first" {
 			t.Fatalf("after a refused put the model holds %q, want \"first\"", got)
@@ -234,11 +250,11 @@ func TestPutChecksWhatItSends(t *testing.T) {
 		h := sha256.Sum256([]byte("original"))
 		for _, size := range []int64{8, 40 << 20} { // one request, and multipart
 			body := bytes.Repeat([]byte("x"), int(size))
-			err := b.store.Put(ctx, "changed.bin", bytes.NewReader(body), size, hex.EncodeToString(h[:]), PutOptions{})
-			if !errors.Is(err, ErrChecksum) {
+			err := b.store.Put(ctx, "changed.bin", bytes.NewReader(body), size, hex.EncodeToString(h[:]), models.PutOptions{})
+			if !errors.Is(err, models.ErrChecksum) {
 				t.Fatalf("put of %d bytes with a wrong sha256 = %v, want ErrChecksum", size, err)
 			}
-			if _, err := b.store.Stat(ctx, "changed.bin"); !errors.Is(err, ErrNotFound) {
+			if _, err := b.store.Stat(ctx, "changed.bin"); !errors.Is(err, models.ErrNotFound) {
 				t.Fatalf("after a refused put, stat = %v, want ErrNotFound", err)
 			}
 		}
@@ -246,12 +262,12 @@ func TestPutChecksWhatItSends(t *testing.T) {
 }
 
 // TestCorruptionDetected: a stored object changed behind the store's back
-// fails get with ErrChecksum and leaves no file.
+// fails get with models.ErrChecksum and leaves no file.
 func TestCorruptionDetected(t *testing.T) {
 	stores(t, func(t *testing.T, b backing) {
 		ctx := t.Context()
 		src, _ := randomFile(t, t.TempDir(), 20<<20+17, 2)
-		if err := PutFile(ctx, b.store, src, "a/m.bin", PutOptions{}, nil); err != nil {
+		if err := models.PutFile(ctx, b.store, src, "a/m.bin", models.PutOptions{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		f, err := os.OpenFile(b.file("a/m.bin"), os.O_RDWR, 0)
@@ -264,8 +280,8 @@ func TestCorruptionDetected(t *testing.T) {
 		f.Close()
 
 		dir := t.TempDir()
-		_, _, err = GetFile(ctx, b.store, "a/m.bin", filepath.Join(dir, "m.bin"), nil)
-		if !errors.Is(err, ErrChecksum) {
+		_, _, err = models.GetFile(ctx, b.store, "a/m.bin", filepath.Join(dir, "m.bin"), nil)
+		if !errors.Is(err, models.ErrChecksum) {
 			t.Fatalf("get of a corrupted object = %v, want ErrChecksum", err)
 		}
 		if !strings.Contains(err.Error(), "a/m.bin") || !strings.Contains(err.Error(), b.store.URL()) {
@@ -274,8 +290,8 @@ func TestCorruptionDetected(t *testing.T) {
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Fatalf("a failed get left %v in the target directory", entries)
 		}
-		if _, err := Copy(ctx, b.store, "a/m.bin", io.Discard, nil); !errors.Is(err, ErrChecksum) {
-			t.Fatalf("streaming a corrupted object = %v, want ErrChecksum at the end", err)
+		if _, err := models.Copy(ctx, b.store, "a/m.bin", io.Discard, nil); !errors.Is(err, models.ErrChecksum) {
+			t.Fatalf("streaming a corrupted object = %v, want models.ErrChecksum at the end", err)
 		}
 	})
 }
@@ -286,7 +302,7 @@ func TestHostileNames(t *testing.T) {
 	hostile := []string{
 		"../../etc/passwd", "../outside/secret", "/abs", "/etc/passwd", "a/../../b", "a/./b", "..", ".",
 		"a//b", "a/", "", "nul\x00byte", "new\nline", "tab\tname", "back\\slash", ".hidden", "a/.spinbook-partial/x",
-		strings.Repeat("x", MaxNameLen+1),
+		strings.Repeat("x", models.MaxNameLen+1),
 	}
 	stores(t, func(t *testing.T, b backing) {
 		ctx := t.Context()
@@ -295,23 +311,23 @@ func TestHostileNames(t *testing.T) {
 		h := sha256.Sum256([]byte(content))
 		sum := hex.EncodeToString(h[:])
 		for _, name := range hostile {
-			if err := b.store.Put(ctx, name, strings.NewReader(content), int64(len(content)), sum, PutOptions{Force: true}); !errors.Is(err, ErrInvalidName) {
+			if err := b.store.Put(ctx, name, strings.NewReader(content), int64(len(content)), sum, models.PutOptions{Force: true}); !errors.Is(err, models.ErrInvalidName) {
 				t.Errorf("put %q = %v, want ErrInvalidName", name, err)
 			}
-			if _, _, err := b.store.Get(ctx, name); !errors.Is(err, ErrInvalidName) {
+			if _, _, err := b.store.Get(ctx, name); !errors.Is(err, models.ErrInvalidName) {
 				t.Errorf("get %q = %v, want ErrInvalidName", name, err)
 			}
-			if _, err := b.store.Stat(ctx, name); !errors.Is(err, ErrInvalidName) {
+			if _, err := b.store.Stat(ctx, name); !errors.Is(err, models.ErrInvalidName) {
 				t.Errorf("stat %q = %v, want ErrInvalidName", name, err)
 			}
-			if err := b.store.Remove(ctx, name); !errors.Is(err, ErrInvalidName) {
+			if err := b.store.Remove(ctx, name); !errors.Is(err, models.ErrInvalidName) {
 				t.Errorf("rm %q = %v, want ErrInvalidName", name, err)
 			}
 		}
 		// In the file store, "escape" is a symlink to the outside directory:
 		// valid names through it must not reach it either.
 		for _, name := range []string{"escape/secret", "escape/new"} {
-			b.store.Put(ctx, name, strings.NewReader(content), int64(len(content)), sum, PutOptions{Force: true})
+			b.store.Put(ctx, name, strings.NewReader(content), int64(len(content)), sum, models.PutOptions{Force: true})
 			if rc, _, err := b.store.Get(ctx, name); err == nil {
 				data, _ := io.ReadAll(rc)
 				rc.Close()
@@ -337,24 +353,24 @@ func TestHostileNames(t *testing.T) {
 func TestListPrefixRefusesHostile(t *testing.T) {
 	b := newFileBacking(t)
 	for _, p := range []string{"../", "/", "a/../..", "x\x00"} {
-		if _, err := b.store.List(t.Context(), p); !errors.Is(err, ErrInvalidName) {
+		if _, err := b.store.List(t.Context(), p); !errors.Is(err, models.ErrInvalidName) {
 			t.Errorf("ls %q = %v, want ErrInvalidName", p, err)
 		}
 	}
 }
 
 func TestValidateName(t *testing.T) {
-	for _, name := range []string{"m.pkl", "team/churn/model-v3.pkl", "a b/c (1).bin", "ünï/cødé", "spinbook/bundles/alice/x.bundle", strings.Repeat("y", MaxNameLen)} {
-		if err := ValidateName(name); err != nil {
+	for _, name := range []string{"m.pkl", "team/churn/model-v3.pkl", "a b/c (1).bin", "ünï/cødé", "spinbook/bundles/alice/x.bundle", strings.Repeat("y", models.MaxNameLen)} {
+		if err := models.ValidateName(name); err != nil {
 			t.Errorf("ValidateName(%q) = %v, want nil", name, err)
 		}
 	}
 }
 
-func readAll(t *testing.T, s Store, name string) string {
+func readAll(t *testing.T, s models.Store, name string) string {
 	t.Helper()
 	var b bytes.Buffer
-	if _, err := Copy(t.Context(), s, name, &b, nil); err != nil {
+	if _, err := models.Copy(t.Context(), s, name, &b, nil); err != nil {
 		t.Fatalf("get %s: %v", name, err)
 	}
 	return b.String()
@@ -363,11 +379,17 @@ func readAll(t *testing.T, s Store, name string) string {
 // TestErrorsAreClear: each failure names the store's URL, says what to
 // check, and never carries the secret key.
 func TestErrorsAreClear(t *testing.T) {
+	for _, o := range s3Openers {
+		t.Run(o.name, func(t *testing.T) { testErrorsAreClear(t, o.open) })
+	}
+}
+
+func testErrorsAreClear(t *testing.T, openStore opener) {
 	const canary = "CANARY-secret-0123456789abcdef"
 	srv := modelstest.Start(t, canary)
 	ctx := t.Context()
-	open := func(t *testing.T, url, endpoint, secret string) Store {
-		s, err := Open(ctx, Config{URL: url, Endpoint: endpoint, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: secret})
+	open := func(t *testing.T, url, endpoint, secret string) models.Store {
+		s, err := openStore(ctx, models.Config{URL: url, Endpoint: endpoint, PathStyle: true, AccessKeyID: srv.AccessKey, SecretAccessKey: secret})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -379,33 +401,33 @@ func TestErrorsAreClear(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		store func(t *testing.T) Store
-		op    func(s Store) error
+		store func(t *testing.T) models.Store
+		op    func(s models.Store) error
 		kind  error
 		hint  string
 	}{
-		{"no such model", func(t *testing.T) Store { return open(t, "s3://models/p/", srv.Endpoint, canary) },
-			func(s Store) error { _, _, err := s.Get(ctx, "nope.bin"); return err }, ErrNotFound, "spinbook models ls"},
-		{"missing bucket", func(t *testing.T) Store { return open(t, "s3://no-such-bucket/", srv.Endpoint, canary) },
-			func(s Store) error { _, err := s.Stat(ctx, "m"); return err }, ErrNoBucket, "models.url"},
-		{"missing bucket on ls", func(t *testing.T) Store { return open(t, "s3://no-such-bucket/", srv.Endpoint, canary) },
-			func(s Store) error { _, err := s.List(ctx, ""); return err }, ErrNoBucket, "models.url"},
-		{"access denied", func(t *testing.T) Store { return open(t, "s3://models/", srv.Endpoint, "wrong-"+canary) },
-			func(s Store) error { _, err := s.List(ctx, ""); return err }, ErrAccessDenied, "models.secret_access_key"},
-		{"unreachable", func(t *testing.T) Store { return open(t, "s3://models/", closedPort(), canary) },
-			func(s Store) error { _, err := s.Stat(ctx, "m"); return err }, ErrUnreachable, "models.endpoint"},
-		{"unknown scheme", nil, func(Store) error {
-			_, err := Open(ctx, Config{URL: "gs://bucket/x/", SecretAccessKey: canary})
+		{"no such model", func(t *testing.T) models.Store { return open(t, "s3://models/p/", srv.Endpoint, canary) },
+			func(s models.Store) error { _, _, err := s.Get(ctx, "nope.bin"); return err }, models.ErrNotFound, "spinbook models ls"},
+		{"missing bucket", func(t *testing.T) models.Store { return open(t, "s3://no-such-bucket/", srv.Endpoint, canary) },
+			func(s models.Store) error { _, err := s.Stat(ctx, "m"); return err }, models.ErrNoBucket, "models.url"},
+		{"missing bucket on ls", func(t *testing.T) models.Store { return open(t, "s3://no-such-bucket/", srv.Endpoint, canary) },
+			func(s models.Store) error { _, err := s.List(ctx, ""); return err }, models.ErrNoBucket, "models.url"},
+		{"access denied", func(t *testing.T) models.Store { return open(t, "s3://models/", srv.Endpoint, "wrong-"+canary) },
+			func(s models.Store) error { _, err := s.List(ctx, ""); return err }, models.ErrAccessDenied, "models.secret_access_key"},
+		{"unreachable", func(t *testing.T) models.Store { return open(t, "s3://models/", closedPort(), canary) },
+			func(s models.Store) error { _, err := s.Stat(ctx, "m"); return err }, models.ErrUnreachable, "models.endpoint"},
+		{"unknown scheme", nil, func(models.Store) error {
+			_, err := models.Open(ctx, models.Config{URL: "gs://bucket/x/", SecretAccessKey: canary})
 			return err
-		}, ErrUnknownScheme, "s3://"},
-		{"missing directory", nil, func(Store) error {
-			_, err := Open(ctx, Config{URL: "file:///nonexistent/spinbook-models/"})
+		}, models.ErrUnknownScheme, "s3://"},
+		{"missing directory", nil, func(models.Store) error {
+			_, err := models.Open(ctx, models.Config{URL: "file:///nonexistent/spinbook-models/"})
 			return err
-		}, ErrNoBucket, "create the directory"},
+		}, models.ErrNoBucket, "create the directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var s Store
+			var s models.Store
 			if tt.store != nil {
 				s = tt.store(t)
 			}
@@ -435,25 +457,25 @@ func TestPutBundle(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "main-20261125T210000Z.bundle")
 	os.WriteFile(path, []byte("# v2 git bundle\n"), 0o644)
-	name, err := PutBundle(ctx, b.store, "alice", path)
+	name, err := models.PutBundle(ctx, b.store, "alice", path)
 	if err != nil || name != "spinbook/bundles/alice/main-20261125T210000Z.bundle" {
 		t.Fatalf("PutBundle = %q, %v", name, err)
 	}
 	if got := readAll(t, b.store, name); got != "# v2 git bundle\n" {
 		t.Fatalf("stored bundle holds %q", got)
 	}
-	if again, err := PutBundle(ctx, b.store, "alice", path); err != nil || again != name {
+	if again, err := models.PutBundle(ctx, b.store, "alice", path); err != nil || again != name {
 		t.Fatalf("storing the same bundle again = %q, %v; want %q and no error", again, err, name)
 	}
 	os.WriteFile(path, []byte("# v2 git bundle\nother contents\n"), 0o644)
-	if _, err := PutBundle(ctx, b.store, "alice", path); !errors.Is(err, ErrExists) {
+	if _, err := models.PutBundle(ctx, b.store, "alice", path); !errors.Is(err, models.ErrExists) {
 		t.Fatalf("a different bundle under the same name = %v, want ErrExists", err)
 	}
 	if got := readAll(t, b.store, name); got != "# v2 git bundle\n" {
 		t.Fatalf("the stored bundle was replaced: %q", got)
 	}
 	for _, user := range []string{"..", "a/b", ".x", ""} {
-		if _, err := BundleName(user, "x.bundle"); !errors.Is(err, ErrInvalidName) {
+		if _, err := models.BundleName(user, "x.bundle"); !errors.Is(err, models.ErrInvalidName) {
 			t.Errorf("BundleName(%q) = %v, want ErrInvalidName", user, err)
 		}
 	}
@@ -461,7 +483,7 @@ func TestPutBundle(t *testing.T) {
 
 // TestConcurrentPutsOneWins: two puts of one name at once both pass the
 // check up front, and still exactly one stores its bytes: the other fails
-// with ErrExists (If-None-Match on S3, link(2) in a directory).
+// with models.ErrExists (If-None-Match on S3, link(2) in a directory).
 func TestConcurrentPutsOneWins(t *testing.T) {
 	stores(t, func(t *testing.T, b backing) {
 		ctx := t.Context()
@@ -470,7 +492,7 @@ func TestConcurrentPutsOneWins(t *testing.T) {
 			body := bytes.Repeat([]byte{byte('a' + i)}, 24<<20)
 			h := sha256.Sum256(body)
 			go func() {
-				errs <- b.store.Put(ctx, "race.bin", bytes.NewReader(body), int64(len(body)), hex.EncodeToString(h[:]), PutOptions{})
+				errs <- b.store.Put(ctx, "race.bin", bytes.NewReader(body), int64(len(body)), hex.EncodeToString(h[:]), models.PutOptions{})
 			}()
 		}
 		var ok, exists int
@@ -478,7 +500,7 @@ func TestConcurrentPutsOneWins(t *testing.T) {
 			switch err := <-errs; {
 			case err == nil:
 				ok++
-			case errors.Is(err, ErrExists):
+			case errors.Is(err, models.ErrExists):
 				exists++
 			default:
 				t.Fatalf("put: %v", err)
@@ -498,10 +520,10 @@ func TestEmptyModel(t *testing.T) {
 	stores(t, func(t *testing.T, b backing) {
 		path := filepath.Join(t.TempDir(), "empty")
 		os.WriteFile(path, nil, 0o644)
-		if err := PutFile(t.Context(), b.store, path, "empty", PutOptions{}, nil); err != nil {
+		if err := models.PutFile(t.Context(), b.store, path, "empty", models.PutOptions{}, nil); err != nil {
 			t.Fatal(err)
 		}
-		o, dest, err := GetFile(t.Context(), b.store, "empty", t.TempDir(), nil)
+		o, dest, err := models.GetFile(t.Context(), b.store, "empty", t.TempDir(), nil)
 		if err != nil || o.Size != 0 || o.SHA256 != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
 			t.Fatalf("get = %+v, %v", o, err)
 		}

@@ -16,8 +16,9 @@ import (
 //	${aws-sm:ARN}    an AWS Secrets Manager secret (ARN or name)
 //	${aws-ssm:NAME}  an AWS SSM Parameter Store parameter
 //
-// The AWS kinds are fetched with the AWS SDK's default credentials (see
-// aws.go and WithAWSLocation for the region and profile).
+// The AWS kinds are fetched with the AWS SDK's default credentials by the
+// command line only (package awssecret, installed with WithAWS), so that
+// the agent binary does not carry the SDK.
 //
 // References are resolved as late as possible (when a server starts, in
 // the command that starts it) and the values are then handed to the agent
@@ -100,9 +101,22 @@ func (r Ref) Resolve(ctx context.Context) (string, error) {
 		}
 		return v, nil
 	case "aws-sm", "aws-ssm":
-		return resolveAWS(ctx, r)
+		aws, _ := ctx.Value(awsKey{}).(func(context.Context, Ref) (string, error))
+		if aws == nil {
+			return "", fmt.Errorf("%s: AWS references are resolved by the spinbook command line, not here", r)
+		}
+		return aws(ctx, r)
 	}
 	return "", fmt.Errorf("%s: unknown kind", r)
+}
+
+type awsKey struct{}
+
+// WithAWS returns ctx under which Resolve hands ${aws-sm:...} and
+// ${aws-ssm:...} references to resolve (the command line's
+// awssecret.With); without it they fail.
+func WithAWS(ctx context.Context, resolve func(context.Context, Ref) (string, error)) context.Context {
+	return context.WithValue(ctx, awsKey{}, resolve)
 }
 
 // shortRef keeps an error about a malformed reference from echoing a long

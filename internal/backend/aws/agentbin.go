@@ -30,11 +30,11 @@ type agentBinary struct {
 func (a *AWS) agent() (agentBinary, error) {
 	f, err := os.Open(a.agentPath)
 	if err != nil {
-		return agentBinary{}, fmt.Errorf("agent binary: %w", err)
+		return agentBinary{}, backend.MissingAgent(a.agentPath, err)
 	}
 	defer f.Close()
 	if err := checkStaticLinuxAMD64(a.agentPath); err != nil {
-		return agentBinary{}, fmt.Errorf("agent binary %s cannot run on the instances: %w; build one with CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build ./cmd/spinbook and run that", a.agentPath, err)
+		return agentBinary{}, fmt.Errorf("agent binary %s cannot run on the instances: %w; build one with CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o spinbook-agent ./cmd/spinbook-agent and put it beside spinbook", a.agentPath, err)
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, f)

@@ -64,8 +64,8 @@ type AWS struct {
 
 // Options tune New for tests; the zero value is what the command line uses.
 type Options struct {
-	// AgentPath is the static linux spinbook binary instances fetch (""
-	// = this executable).
+	// AgentPath is the static linux agent binary instances fetch (""
+	// = spinbook-agent beside this executable: backend.AgentBinary).
 	AgentPath string
 	// SDK replaces the configuration the AWS SDK's default chain gives
 	// (a stand-in's endpoint and static credentials).

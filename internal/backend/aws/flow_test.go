@@ -88,7 +88,7 @@ func motoConfig(t *testing.T) *config.Config {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	m := awstest.Start(t)
-	agent := backendtest.BuildSpinbook(t)
+	agent := backendtest.BuildAgent(t)
 	in := m.StartInstances(t, awstest.InstanceOptions{Agent: agent, JupyterCommand: awstest.Jupyter(t)})
 	cfg := motoConfig(t)
 	sdk := m.Config()

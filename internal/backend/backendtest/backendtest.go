@@ -105,9 +105,9 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 	})
 }
 
-// BuildSpinbook builds the spinbook binary (the agent backends start) into
-// a temporary directory, once per test binary.
-func BuildSpinbook(t *testing.T) string {
+// BuildAgent builds the agent binary backends start or inject,
+// cmd/spinbook-agent, into a temporary directory, once per test binary.
+func BuildAgent(t *testing.T) string {
 	t.Helper()
 	built.once.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
@@ -120,8 +120,8 @@ func BuildSpinbook(t *testing.T) string {
 		// The local backend run as root starts agents as other OS
 		// users, who must be able to run the binary.
 		os.Chmod(dir, 0o755)
-		built.path = filepath.Join(dir, "spinbook")
-		cmd := exec.Command("go", "build", "-o", built.path, "./cmd/spinbook")
+		built.path = filepath.Join(dir, "spinbook-agent")
+		cmd := exec.Command("go", "build", "-o", built.path, "./cmd/spinbook-agent")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

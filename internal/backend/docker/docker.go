@@ -87,8 +87,9 @@ type Docker struct {
 }
 
 // New returns the docker backend for cfg, talking to the Engine that
-// $DOCKER_HOST names. agentPath is the static linux spinbook binary copied
-// into containers ("" = this executable). Nothing is contacted yet.
+// $DOCKER_HOST names. agentPath is the static linux agent binary copied
+// into containers ("" = spinbook-agent beside this executable:
+// backend.AgentBinary). Nothing is contacted yet.
 func New(cfg *config.Config, log *slog.Logger, agentPath string) (*Docker, error) {
 	agentPath, err := backend.AgentBinary(agentPath)
 	if err != nil {

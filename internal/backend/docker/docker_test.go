@@ -104,7 +104,7 @@ func testConfig(t *testing.T) *config.Config {
 
 func newDocker(t *testing.T, cfg *config.Config) *Docker {
 	t.Helper()
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), backendtest.BuildSpinbook(t))
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), backendtest.BuildAgent(t))
 	if err != nil {
 		t.Fatal(err)
 	}

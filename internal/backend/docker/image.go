@@ -129,10 +129,10 @@ func (d *Docker) agentArchive(ctx context.Context) (func() io.ReadCloser, error)
 	}
 	fi, err := os.Stat(d.agentPath)
 	if err != nil {
-		return nil, fmt.Errorf("agent binary: %w", err)
+		return nil, backend.MissingAgent(d.agentPath, err)
 	}
 	if err := checkStaticLinux(d.agentPath, info.Architecture); err != nil {
-		return nil, fmt.Errorf("agent binary %s cannot run in a container on this Engine: %w; build one with CGO_ENABLED=0 GOOS=linux GOARCH=%s go build ./cmd/spinbook",
+		return nil, fmt.Errorf("agent binary %s cannot run in a container on this Engine: %w; build one with CGO_ENABLED=0 GOOS=linux GOARCH=%s go build ./cmd/spinbook-agent",
 			d.agentPath, err, goArch(info.Architecture))
 	}
 	size := fi.Size()

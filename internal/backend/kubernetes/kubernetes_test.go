@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 // configuration with extra YAML under kubernetes:.
 func newBackend(t *testing.T, mutate func(c *config.Config)) (*Kubernetes, *k8stest.Cluster) {
 	t.Helper()
-	cl := k8stest.Get(t, backendtest.BuildSpinbook(t))
+	cl := k8stest.Get(t, backendtest.BuildAgent(t))
 	c := config.Default()
 	c.Backend = "kubernetes"
 	c.Image = cl.JupyterImage

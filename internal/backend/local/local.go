@@ -48,8 +48,8 @@ type Local struct {
 	log       *slog.Logger
 }
 
-// New returns the local backend for cfg. agentPath is the spinbook binary
-// to run as the agent ("" = this executable).
+// New returns the local backend for cfg. agentPath is the agent binary to
+// run ("" = spinbook-agent beside this executable: backend.AgentBinary).
 func New(cfg *config.Config, log *slog.Logger, agentPath string) (*Local, error) {
 	agentPath, err := backend.AgentBinary(agentPath)
 	if err != nil {
@@ -211,6 +211,9 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 		os.Remove(specPath)
 		if acct.Switch && errors.Is(err, fs.ErrPermission) {
 			return backend.Server{}, fmt.Errorf("start agent %s as OS user %s: %w: the binary, and every directory above it, must be readable and executable by others (install spinbook in /usr/local/bin)", agentPath, acct.Name, err)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return backend.Server{}, backend.MissingAgent(agentPath, err)
 		}
 		return backend.Server{}, fmt.Errorf("start agent %s: %w", agentPath, err)
 	}

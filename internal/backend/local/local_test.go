@@ -19,7 +19,7 @@ func TestConformance(t *testing.T) {
 			t.Skip("no Jupyter on PATH: apt-get install jupyter-notebook python3-ipykernel")
 		}
 	}
-	agent := backendtest.BuildSpinbook(t)
+	agent := backendtest.BuildAgent(t)
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
 		cfg := config.Default()
 		cfg.Local.StateDir = t.TempDir()

@@ -254,7 +254,7 @@ func (l *Local) reachableAgent(acct account) (string, error) {
 	}
 	fi, err := os.Stat(l.agentPath)
 	if err != nil {
-		return "", fmt.Errorf("agent binary: %w", err)
+		return "", backend.MissingAgent(l.agentPath, err)
 	}
 	if fi.Mode().Perm()&0o005 == 0o005 && passable(l.agentPath) == nil {
 		return l.agentPath, nil

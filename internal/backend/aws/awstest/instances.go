@@ -73,7 +73,7 @@ type Instances struct {
 // InstanceOptions say how tasks run.
 type InstanceOptions struct {
 	// Agent is the spinbook binary the tasks run as their entrypoint
-	// (backendtest.BuildSpinbook, or the e2e tests' build).
+	// (backendtest.BuildAgent, or the e2e tests' build).
 	Agent string
 	// Env is added to every task's environment after the AWS settings.
 	Env []string

@@ -1,4 +1,8 @@
-package secret
+// Package awssecret resolves ${aws-sm:...} and ${aws-ssm:...} secret
+// references with the AWS SDK, for the command line. It is kept out of
+// package secret so that the agent binary, which resolves no reference,
+// does not carry the SDK.
+package awssecret
 
 import (
 	"context"
@@ -11,22 +15,22 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/spinbook/spinbook/internal/secret"
 )
 
-// AWSLocation is where ${aws-sm:...} and ${aws-ssm:...} references are
+// Location is where ${aws-sm:...} and ${aws-ssm:...} references are
 // looked up when they do not say: the config's aws.region and
 // aws.profile. Empty fields leave it to the AWS SDK's default chain
 // (AWS_REGION, AWS_PROFILE, ~/.aws). An ARN's own region always wins.
-type AWSLocation struct {
+type Location struct {
 	Region, Profile string
 }
 
-type awsLocationKey struct{}
-
-// WithAWSLocation returns ctx carrying loc for the AWS references resolved
-// under it.
-func WithAWSLocation(ctx context.Context, loc AWSLocation) context.Context {
-	return context.WithValue(ctx, awsLocationKey{}, loc)
+// With returns ctx under which secret.Resolve resolves AWS references
+// at loc.
+func With(ctx context.Context, loc Location) context.Context {
+	return secret.WithAWS(ctx, func(ctx context.Context, r secret.Ref) (string, error) { return resolve(ctx, loc, r) })
 }
 
 // resolveAWS fetches an ${aws-sm:NAME-OR-ARN} reference from Secrets
@@ -34,8 +38,7 @@ func WithAWSLocation(ctx context.Context, loc AWSLocation) context.Context {
 // from the SSM Parameter Store (SecureString parameters decrypted), with
 // the credentials of the AWS SDK's default chain. Errors name the
 // reference, never a value.
-func resolveAWS(ctx context.Context, r Ref) (string, error) {
-	loc, _ := ctx.Value(awsLocationKey{}).(AWSLocation)
+func resolve(ctx context.Context, loc Location, r secret.Ref) (string, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if loc.Profile != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(loc.Profile))
@@ -63,7 +66,7 @@ func resolveAWS(ctx context.Context, r Ref) (string, error) {
 		out, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &r.Name})
 		var nf *smtypes.ResourceNotFoundException
 		if errors.As(err, &nf) {
-			return "", fmt.Errorf("%s: %w: Secrets Manager in %s has no such secret", r, ErrMissing, cfg.Region)
+			return "", fmt.Errorf("%s: %w: Secrets Manager in %s has no such secret", r, secret.ErrMissing, cfg.Region)
 		}
 		if err != nil {
 			return "", fmt.Errorf("%s: read it from Secrets Manager: %w", r, err)
@@ -78,7 +81,7 @@ func resolveAWS(ctx context.Context, r Ref) (string, error) {
 		out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{Name: &r.Name, WithDecryption: aws(true)})
 		var nf *ssmtypes.ParameterNotFound
 		if errors.As(err, &nf) {
-			return "", fmt.Errorf("%s: %w: the Parameter Store in %s has no such parameter", r, ErrMissing, cfg.Region)
+			return "", fmt.Errorf("%s: %w: the Parameter Store in %s has no such parameter", r, secret.ErrMissing, cfg.Region)
 		}
 		if err != nil {
 			return "", fmt.Errorf("%s: read it from the Parameter Store: %w", r, err)
@@ -88,7 +91,7 @@ func resolveAWS(ctx context.Context, r Ref) (string, error) {
 		}
 	}
 	if v == "" {
-		return "", fmt.Errorf("%s: %w: it is empty", r, ErrMissing)
+		return "", fmt.Errorf("%s: %w: it is empty", r, secret.ErrMissing)
 	}
 	return v, nil
 }

@@ -1,4 +1,4 @@
-package models
+package s3sdk
 
 import (
 	"context"

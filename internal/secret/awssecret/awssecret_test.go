@@ -1,4 +1,4 @@
-package secret
+package awssecret
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/spinbook/spinbook/internal/backend/aws/awstest"
+	"github.com/spinbook/spinbook/internal/secret"
 )
 
 // awsMoto points the AWS SDK's default chain at moto (package awstest),
@@ -46,7 +47,7 @@ func TestAWSReferences(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := Resolve(t.Context(), tt.in)
+			got, err := secret.Resolve(With(t.Context(), Location{}), tt.in)
 			if err != nil || got != tt.want {
 				t.Errorf("Resolve(%q) = %q, %v; want the stored value", tt.in, got, err)
 			}
@@ -54,8 +55,8 @@ func TestAWSReferences(t *testing.T) {
 	}
 	for _, missing := range []string{"${aws-sm:team/none}", "${aws-ssm:/team/none}"} {
 		t.Run(missing, func(t *testing.T) {
-			_, err := Resolve(t.Context(), missing)
-			if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), missing) {
+			_, err := secret.Resolve(With(t.Context(), Location{}), missing)
+			if !errors.Is(err, secret.ErrMissing) || !strings.Contains(err.Error(), missing) {
 				t.Errorf("Resolve(%q) = %v, want ErrMissing naming the reference", missing, err)
 			}
 		})
@@ -67,7 +68,7 @@ func TestAWSReferenceWithoutCredentials(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	_, err := Resolve(t.Context(), "${aws-sm:team/dw}")
+	_, err := secret.Resolve(With(t.Context(), Location{}), "${aws-sm:team/dw}")
 	if err == nil || !strings.Contains(err.Error(), "no AWS credentials") || !strings.Contains(err.Error(), "${aws-sm:team/dw}") {
 		t.Errorf("Resolve without credentials = %v, want an error naming the reference and what is missing", err)
 	}
