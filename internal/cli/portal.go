@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,10 +19,53 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spinbook/spinbook/internal/backend"
+	"github.com/spinbook/spinbook/internal/backend/aws"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/portal"
 	"github.com/spinbook/spinbook/internal/secret"
 )
+
+// portalConfig is the portal's config: the config file's, or, when the
+// environment has it (the portal's ECS task on aws, which cannot mount a
+// file), the YAML text in $SPINBOOK_CONFIG_YAML; $SPINBOOK_PORTAL_LISTEN
+// and $SPINBOOK_PORTAL_URL then stand over portal.listen and portal.url.
+func portalConfig(e *env, getenv func(string) string) (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	if text := getenv(aws.PortalConfigEnv); text != "" {
+		if cfg, err = config.Parse([]byte(text), "$"+aws.PortalConfigEnv); err != nil {
+			return nil, err
+		}
+	} else if cfg, err = e.loadConfig(); err != nil {
+		return nil, err
+	}
+	if v := getenv(aws.PortalListenEnv); v != "" {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return nil, usagef("$%s: %q is not HOST:PORT (example: 0.0.0.0:8700)", aws.PortalListenEnv, v)
+		}
+		cfg.Portal.Listen = v
+	}
+	if v := getenv(aws.PortalURLEnv); v != "" {
+		if !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {
+			return nil, usagef("$%s: %q is not an http(s) URL (example: https://notebooks.example.com)", aws.PortalURLEnv, v)
+		}
+		cfg.Portal.URL = v
+	}
+	return cfg, nil
+}
+
+// portalAddress is where the portal listens and the URL people open.
+func portalAddress(cfg *config.Config) (listen, url string) {
+	listen = cfg.Portal.Listen
+	if listen == "" {
+		listen = config.DefaultPortalListen
+	}
+	url = cfg.Portal.URL
+	if url == "" {
+		url = "http://" + listen
+	}
+	return listen, url
+}
 
 func newPortal(e *env) *cobra.Command {
 	var stateDir string
@@ -48,13 +92,18 @@ password login off.
 
 The portal keeps its own state (sessions, API tokens hashed, the audit log,
 its signing key) in --state-dir, 0700; what runs stays the backend's to say,
-so the portal can be restarted at any time. See docs/portal.md.`,
+so the portal can be restarted at any time. See docs/portal.md.
+
+With $SPINBOOK_CONFIG_YAML set, the portal reads its config from that YAML
+text instead of a file, and $SPINBOOK_PORTAL_LISTEN / $SPINBOOK_PORTAL_URL
+stand over portal.listen / portal.url: how the portal's ECS service in the
+aws site stack runs it (docs/aws.md, "The portal on AWS").`,
 		Example: `  spinbook portal                          # http://127.0.0.1:8700, a generated admin login
   spinbook portal --config team.yaml       # portal.listen, portal.url, portal.oidc from the config
   spinbook portal --reset-admin            # forget the generated admin's password; the next start prints a new one`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := e.loadConfig()
+			cfg, err := portalConfig(e, os.Getenv)
 			if err != nil {
 				return err
 			}
@@ -76,14 +125,7 @@ so the portal can be restarted at any time. See docs/portal.md.`,
 			if err != nil {
 				return err
 			}
-			listen := cfg.Portal.Listen
-			if listen == "" {
-				listen = config.DefaultPortalListen
-			}
-			url := cfg.Portal.URL
-			if url == "" {
-				url = "http://" + listen
-			}
+			listen, url := portalAddress(cfg)
 			var oidc *portal.OIDC
 			if o := cfg.Portal.OIDC; o.Enabled() {
 				secretValue, err := secret.Resolve(cmd.Context(), o.ClientSecret)

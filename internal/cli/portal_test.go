@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/spinbook/spinbook/internal/backend/aws"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,5 +35,39 @@ func TestProgressWriter(t *testing.T) {
 	want := []string{"saving alice's workspace first", "stopping", "alice's server has no repo", "last"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("progress %q, want %q", got, want)
+	}
+}
+
+// TestPortalConfigFromEnvironment: the portal's ECS task on aws hands the
+// portal its config as YAML text and its address in the environment
+// (templates_portal.go); bad values are refused saying what to write.
+func TestPortalConfigFromEnvironment(t *testing.T) {
+	getenv := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	e := &env{configPath: filepath.Join(t.TempDir(), "missing.yaml")}
+	yaml := "backend: local\nportal: {listen: 127.0.0.1:9999, url: http://127.0.0.1:9999}\n"
+	cfg, err := portalConfig(e, getenv(map[string]string{
+		aws.PortalConfigEnv: yaml, aws.PortalListenEnv: "0.0.0.0:8700", aws.PortalURLEnv: "https://notebooks.example.com",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listen, url := portalAddress(cfg); listen != "0.0.0.0:8700" || url != "https://notebooks.example.com" {
+		t.Errorf("portal address = %s %s, want the environment's", listen, url)
+	}
+	cfg, err = portalConfig(e, getenv(map[string]string{aws.PortalConfigEnv: yaml}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listen, url := portalAddress(cfg); listen != "127.0.0.1:9999" || url != "http://127.0.0.1:9999" {
+		t.Errorf("portal address = %s %s, want the YAML's", listen, url)
+	}
+	for name, m := range map[string]map[string]string{
+		"bad yaml":   {aws.PortalConfigEnv: "backend: [\n"},
+		"bad listen": {aws.PortalConfigEnv: yaml, aws.PortalListenEnv: "8700"},
+		"bad url":    {aws.PortalConfigEnv: yaml, aws.PortalURLEnv: "notebooks.example.com"},
+	} {
+		if _, err := portalConfig(e, getenv(m)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }
