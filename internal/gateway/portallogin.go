@@ -27,6 +27,7 @@ func (g *Gateway) portalLogin(w http.ResponseWriter, r *http.Request, client net
 	now := g.now()
 	if ok, wait := g.limiter.allow(client, now); !ok {
 		secs := int((wait + time.Second - 1) / time.Second)
+		g.obs.LoginThrottled()
 		g.log.Warn("portal login rate limited", "client", addrString(client), "retry_after_s", secs)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		g.writeMessage(w, http.StatusTooManyRequests, pageOpenRateLimited, "")
@@ -42,6 +43,7 @@ func (g *Gateway) portalLogin(w http.ResponseWriter, r *http.Request, client net
 	}
 	if err != nil {
 		g.limiter.failed(client, now)
+		g.obs.LoginFailed()
 		g.log.Warn("portal login refused", "client", addrString(client), "reason", err.Error())
 		g.writeMessage(w, http.StatusUnauthorized, pageOpenRefused, "")
 		return

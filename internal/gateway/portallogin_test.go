@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -180,7 +181,8 @@ func TestPortalOnlyRefusesPassword(t *testing.T) {
 func TestPortalLoginRateLimited(t *testing.T) {
 	pub, _ := portalKeys(t)
 	_, forger := portalKeys(t)
-	e := newEnv(t, func(o *Options) { o.PortalKey = pub })
+	obs := &countingObserver{}
+	e := newEnv(t, func(o *Options) { o.PortalKey = pub; o.Observer = obs })
 	got := 0
 	for i := 0; i < 50 && got != http.StatusTooManyRequests; i++ {
 		now := e.clock.Now()
@@ -192,4 +194,16 @@ func TestPortalLoginRateLimited(t *testing.T) {
 	if got != http.StatusTooManyRequests {
 		t.Fatalf("50 forged opens from one address were never rate limited (last %d)", got)
 	}
+	// /metrics counts them with the wrong passwords.
+	if obs.failed.Load() == 0 || obs.throttled.Load() != 1 {
+		t.Errorf("observer saw %d failed and %d throttled logins, want the forged opens and one throttle", obs.failed.Load(), obs.throttled.Load())
+	}
 }
+
+// countingObserver counts the logins an Observer is told of.
+type countingObserver struct{ failed, throttled atomic.Int32 }
+
+func (o *countingObserver) Request(string, int, time.Duration) {}
+func (o *countingObserver) LoginFailed()                       { o.failed.Add(1) }
+func (o *countingObserver) LoginThrottled()                    { o.throttled.Add(1) }
+func (o *countingObserver) Proxied(string, int64)              {}
