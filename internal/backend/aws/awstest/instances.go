@@ -443,6 +443,11 @@ func splitValueFrom(v string) (arn string, version *string, err error) {
 	return "", nil, fmt.Errorf("secret reference %q: want ARN or ARN:::VERSION-ID", v)
 }
 
+// Stop ends the task as the end of its instance would: SIGTERM, then
+// SIGKILL after the grace (a test's spot reclaim). The service keeps it
+// as it is: ended, not started again.
+func (k *Task) Stop() { k.stop() }
+
 // stop ends the task as ECS does: SIGTERM, then SIGKILL after the grace.
 func (k *Task) stop() {
 	if k.cmd == nil || k.cmd.Process == nil {
