@@ -65,15 +65,15 @@ func newAWSWorld(t *testing.T, cfg string) *awsWorld {
 		}
 	}))
 	t.Cleanup(agent.Close)
-	si.Outputs["AgentBucket"] = "spinbook-e2e-agentbucket-0a1b"
-	si.Outputs["NatAddress"] = "198.51.100.77"
-	si.Outputs["URL"] = agent.URL + "/"
-	si.Outputs["StackRoleArn"] = "arn:aws:iam::123456789012:role/spinbook-e2e-StackRole-0a1b"
+	si.SetOutput("AgentBucket", "spinbook-e2e-agentbucket-0a1b")
+	si.SetOutput("NatAddress", "198.51.100.77")
+	si.SetOutput("URL", agent.URL+"/")
+	si.SetOutput("StackRoleArn", "arn:aws:iam::123456789012:role/spinbook-e2e-StackRole-0a1b")
 	// The site's private subnet and the workspace volume (the stand-in
 	// makes no volume from a template).
-	si.Outputs["PrivateSubnet"] = "subnet-0e2e0e2e0e2e0e2e0"
+	si.SetOutput("PrivateSubnet", "subnet-0e2e0e2e0e2e0e2e0")
 	si.AddSubnet("subnet-0e2e0e2e0e2e0e2e0", "us-east-1a")
-	si.Outputs["VolumeId"] = awsVolume
+	si.SetOutput("VolumeId", awsVolume)
 	si.AddVolume(awsstandin.Volume{ID: awsVolume, Zone: "us-east-1a"})
 
 	w.world = &world{t: t, stateDir: t.TempDir(), users: map[string]bool{}}
@@ -115,8 +115,8 @@ func TestAWSMissingCredentialsAndRegion(t *testing.T) {
 	if r := w.run("site", "up"); r.code == 0 || !strings.Contains(r.stderr, "no AWS credentials") || !strings.Contains(r.stderr, "aws configure") {
 		t.Errorf("site up without credentials: %s", r)
 	}
-	if len(w.si.Calls) != 0 {
-		t.Errorf("calls reached AWS without credentials: %v", w.si.Calls)
+	if _, calls := w.si.Requests(); len(calls) != 0 {
+		t.Errorf("calls reached AWS without credentials: %v", calls)
 	}
 }
 
@@ -220,9 +220,9 @@ func TestAWSSharedLoadBalancerAndPortal(t *testing.T) {
   portal: {enabled: true, image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/spinbook:1.4}
 `, 1)
 	w := newAWSWorld(t, cfg)
-	w.si.Outputs["Listener"] = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/spinbook-e2e/50dc6c495c0c9188/f2f7dc8efc522ab2"
-	w.si.Outputs["LoadBalancerDNS"] = "spinbook-e2e-1234567890.us-east-1.elb.amazonaws.com"
-	w.si.Outputs["PortalURL"] = "https://notebooks.example.com/"
+	w.si.SetOutput("Listener", "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/spinbook-e2e/50dc6c495c0c9188/f2f7dc8efc522ab2")
+	w.si.SetOutput("LoadBalancerDNS", "spinbook-e2e-1234567890.us-east-1.elb.amazonaws.com")
+	w.si.SetOutput("PortalURL", "https://notebooks.example.com/")
 
 	r := w.run("site", "up")
 	if r.code != 0 || !strings.Contains(r.stderr, "spinbook-e2e-1234567890.us-east-1.elb.amazonaws.com") ||
@@ -244,7 +244,8 @@ func TestAWSSharedLoadBalancerAndPortal(t *testing.T) {
 	if !strings.Contains(tpl, `"Values":["alice.notebooks.example.com"]`) || strings.Contains(tpl, "AWS::ElasticLoadBalancingV2::LoadBalancer") {
 		t.Errorf("alice's stack is not a rule for alice.notebooks.example.com without a load balancer:\n%s", tpl)
 	}
-	for _, req := range w.si.CFNRequests {
+	cfnRequests, _ := w.si.Requests()
+	for _, req := range cfnRequests {
 		if strings.Contains(req, awsCanary) || strings.Contains(req, awsGitCanary) || strings.Contains(req, "${env:") {
 			t.Errorf("a CloudFormation request holds the config or a secret")
 		}

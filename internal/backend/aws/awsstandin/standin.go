@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -162,6 +163,15 @@ func (s *StandIn) PutSecret(name, value string) string {
 	return sec.arn
 }
 
+// SetOutput sets the value stacks report for the output name, safe while
+// the stand-in serves (a test that sets one after it started: the race
+// detector sees no order through the binary under test's requests).
+func (s *StandIn) SetOutput(name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Outputs[name] = value
+}
+
 // Secret returns the current value of the secret name; ok is false when
 // there is none or it is deleted.
 func (s *StandIn) Secret(name string) (string, bool) {
@@ -180,6 +190,14 @@ func (s *StandIn) Object(bucket, key string) ([]byte, bool) {
 	defer s.mu.Unlock()
 	b, ok := s.objects[bucket+"/"+key]
 	return b, ok
+}
+
+// Requests returns a copy of CFNRequests and Calls, safe while the
+// stand-in serves.
+func (s *StandIn) Requests() (cfn, calls []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.CFNRequests), slices.Clone(s.Calls)
 }
 
 // CallCount counts the calls of op ("cloudformation:UpdateStack").
