@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/backend/aws/awsstandin"
 )
@@ -47,19 +44,7 @@ func newFailingWorld(t *testing.T) *failingWorld {
 		http.Error(w, "no", http.StatusUnauthorized)
 	}))
 	t.Cleanup(agent.Close)
-	si.Outputs[outputAgentBucket] = "spinbook-test-agentbucket-1x2y3z"
-	si.Outputs[outputNatAddress] = "198.51.100.77"
-	si.Outputs[outputURL] = agent.URL + "/"
-	si.Outputs[outputStackRole] = "arn:aws:iam::123456789012:role/spinbook-test-StackRole-AbC123"
-	si.Outputs[exportPrivateSubnet] = standInSubnet
-	si.AddSubnet(standInSubnet, "us-east-1b")
-	si.Outputs[exportWorkspaceVolume] = standInVolume
-	si.AddVolume(awsstandin.Volume{ID: standInVolume, Zone: "us-east-1b"})
-	sdk := awssdk.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "stand-in-secret", ""),
-		BaseEndpoint: awssdk.String(si.URL),
-	}
+	sdk := standInSite(si, agent.URL+"/")
 	be, err := New(cfg, slog.New(slog.DiscardHandler), Options{AgentPath: fakeELF(t), SDK: &sdk, Poll: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

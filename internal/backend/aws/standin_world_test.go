@@ -63,26 +63,32 @@ func newStandInWorldOf(t *testing.T, config string, users ...string) *standInWor
 	cfg := loadConfig(t, config)
 	cfg.AWS.Site = "test"
 	agent := fakeAgent(t, si, "test", users...)
-	si.Outputs[outputAgentBucket] = "spinbook-test-agentbucket-1x2y3z"
-	si.Outputs[outputNatAddress] = "198.51.100.77"
-	si.Outputs[outputURL] = agent.URL + "/"
-	si.Outputs[outputStackRole] = standInStackRole
-	// The site's private subnet, and the volume every workspace stack
-	// reports (the stand-in makes no volumes from templates).
-	si.Outputs[exportPrivateSubnet] = standInSubnet
-	si.AddSubnet(standInSubnet, "us-east-1b")
-	si.Outputs[exportWorkspaceVolume] = standInVolume
-	si.AddVolume(awsstandin.Volume{ID: standInVolume, Zone: "us-east-1b"})
-	sdk := awssdk.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "stand-in-secret", ""),
-		BaseEndpoint: awssdk.String(si.URL),
-	}
+	sdk := standInSite(si, agent.URL+"/")
 	be, err := New(cfg, slog.New(slog.DiscardHandler), Options{AgentPath: fakeELF(t), SDK: &sdk, Poll: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &standInWorld{si: si, be: be, cfg: cfg, events: &eventLog{}}
+}
+
+// standInSite makes the stand-in report a site (its outputs, its private
+// subnet and the volume every workspace stack reports: it makes none from
+// templates) whose servers answer at url, and returns the SDK's config
+// for it.
+func standInSite(si *awsstandin.StandIn, url string) awssdk.Config {
+	si.Outputs[outputAgentBucket] = "spinbook-test-agentbucket-1x2y3z"
+	si.Outputs[outputNatAddress] = "198.51.100.77"
+	si.Outputs[outputURL] = url
+	si.Outputs[outputStackRole] = standInStackRole
+	si.Outputs[exportPrivateSubnet] = standInSubnet
+	si.AddSubnet(standInSubnet, "us-east-1b")
+	si.Outputs[exportWorkspaceVolume] = standInVolume
+	si.AddVolume(awsstandin.Volume{ID: standInVolume, Zone: "us-east-1b"})
+	return awssdk.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSTANDIN", "stand-in-secret", ""),
+		BaseEndpoint: awssdk.String(si.URL),
+	}
 }
 
 // spec is what the command line would hand Up, with canary secrets.
