@@ -1,15 +1,14 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/spinbook/spinbook/internal/proc/proctest"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,19 +22,6 @@ import (
 	"github.com/spinbook/spinbook/internal/secret"
 )
 
-// syncBuffer is an output both the test and the agent's process use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // awsAgent is an agent run as the aws task runs it (the spec in
 // SPINBOOK_AGENT_SPEC_JSON, the release command the aws backend sets),
 // against moto (package awstest) holding the stacks of alice (its own) and
@@ -47,7 +33,7 @@ type awsAgent struct {
 	work    string
 	control string // the control API's base URL
 	spec    backend.AgentSpec
-	logs    *syncBuffer
+	logs    *proctest.Buffer
 	exited  chan error
 }
 
@@ -93,7 +79,7 @@ func startAWSAgent(t *testing.T, idle backend.Idle) *awsAgent {
 	home := t.TempDir()
 	cmd := exec.Command(bin, "agent", "--spec-env", "SPINBOOK_AGENT_SPEC_JSON")
 	cmd.Env = append(append(os.Environ(), m.Env()...), "SPINBOOK_AGENT_SPEC_JSON="+string(data), "HOME="+home)
-	a := &awsAgent{moto: m, g: g, token: token, work: work, spec: spec, logs: &syncBuffer{}, exited: make(chan error, 1),
+	a := &awsAgent{moto: m, g: g, token: token, work: work, spec: spec, logs: &proctest.Buffer{}, exited: make(chan error, 1),
 		control: fmt.Sprintf("http://127.0.0.1:%d/spinbook/api/", ports[0])}
 	cmd.Stdout, cmd.Stderr = a.logs, a.logs
 	if err := cmd.Start(); err != nil {

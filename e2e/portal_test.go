@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/spinbook/spinbook/internal/proc/proctest"
 	"io"
 	"net/http"
 	"os"
@@ -129,9 +130,9 @@ portal:
 
 // startPortal runs `spinbook portal` in w until the test ends, and waits
 // until it answers. It returns the portal's output.
-func startPortal(t *testing.T, w *world, url string) *syncBuffer {
+func startPortal(t *testing.T, w *world, url string) *proctest.Buffer {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &proctest.Buffer{}
 	startPortalOut(t, w, url, filepath.Join(t.TempDir(), "portal"), out)
 	return out
 }
@@ -141,10 +142,10 @@ func startPortal(t *testing.T, w *world, url string) *syncBuffer {
 // end).
 func startPortalIn(t *testing.T, w *world, url, state string) (stop func()) {
 	t.Helper()
-	return startPortalOut(t, w, url, state, &syncBuffer{})
+	return startPortalOut(t, w, url, state, &proctest.Buffer{})
 }
 
-func startPortalOut(t *testing.T, w *world, url, state string, out *syncBuffer) (stop func()) {
+func startPortalOut(t *testing.T, w *world, url, state string, out *proctest.Buffer) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "portal", "--state-dir", state)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/spinbook/spinbook/internal/proc/proctest"
 	"io/fs"
 	"net/http"
 	"os"
@@ -53,7 +54,7 @@ func TestAWSSpecInNoProcess(t *testing.T) {
 	cmd := exec.Command(bin, command[1:]...)
 	cmd.Env = append(os.Environ(), aws.SpecEnv+"="+string(data), "HOME="+home, "TMPDIR="+tmp)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
-	var logs syncBuffer
+	var logs proctest.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/spinbook/spinbook/internal/proc/proctest"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -99,7 +100,7 @@ type Task struct {
 	Control        string // the agent's front door, http://127.0.0.1:PORT
 
 	cmd    *exec.Cmd
-	logs   *logBuffer
+	logs   *proctest.Buffer
 	exited chan struct{}
 }
 
@@ -135,7 +136,7 @@ func (m *AWS) StartInstances(t testing.TB, opts InstanceOptions) *Instances {
 		for _, k := range in.tasks {
 			k.stop()
 			if t.Failed() {
-				t.Logf("instance stand-in: the task of %s:\n%s", k.User, k.logs.tail(6000))
+				t.Logf("instance stand-in: the task of %s:\n%s", k.User, k.logs.Tail(6000))
 			}
 		}
 		if t.Failed() && len(in.errs) > 0 {
@@ -321,7 +322,7 @@ func (in *Instances) start(ctx context.Context, cl *ecs.Client, sm *secretsmanag
 		Service:        awssdk.ToString(s.ServiceArn),
 		TaskDefinition: awssdk.ToString(s.TaskDefinition),
 		TaskRole:       awssdk.ToString(td.TaskDefinition.TaskRoleArn),
-		logs:           &logBuffer{},
+		logs:           &proctest.Buffer{},
 		exited:         make(chan struct{}),
 	}
 	args := append(append([]string(nil), c.EntryPoint...), c.Command...)

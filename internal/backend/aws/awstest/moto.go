@@ -19,18 +19,17 @@
 package awstest
 
 import (
-	"bytes"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/spinbook/spinbook/internal/proc/proctest"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -72,7 +71,7 @@ type AWS struct {
 	Region string
 
 	cmd  *exec.Cmd
-	logs *logBuffer
+	logs *proctest.Buffer
 }
 
 // Start starts moto_server for t on a free loopback port, waits until it
@@ -94,7 +93,7 @@ func Start(t testing.TB) *AWS {
 			t.Fatal(err)
 		}
 		port := ports[0]
-		m = &AWS{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), Region: Region, logs: &logBuffer{}}
+		m = &AWS{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), Region: Region, logs: &proctest.Buffer{}}
 		m.cmd = exec.Command(python, script, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 		// Nothing of the developer's AWS or moto settings reaches it.
 		m.cmd.Env = cleanEnv()
@@ -109,7 +108,7 @@ func Start(t testing.TB) *AWS {
 			syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 			if t.Failed() {
-				t.Logf("moto_server's output:\n%s", m.logs.tail(8000))
+				t.Logf("moto_server's output:\n%s", m.logs.Tail(8000))
 			}
 		})
 		if m.waitReady(exited, 60*time.Second) {
@@ -119,7 +118,7 @@ func Start(t testing.TB) *AWS {
 		if attempt < 2 && strings.Contains(m.logs.String(), "Address already in use") {
 			continue
 		}
-		t.Fatalf("moto_server did not answer at %s:\n%s", m.Endpoint, m.logs.tail(4000))
+		t.Fatalf("moto_server did not answer at %s:\n%s", m.Endpoint, m.logs.Tail(4000))
 	}
 }
 
@@ -272,28 +271,6 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// logBuffer is a process's output, written by it and read by the test.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-func (l *logBuffer) tail(n int) string {
-	s := l.String()
-	if len(s) > n {
-		s = "…" + s[len(s)-n:]
-	}
-	return s
 }
 
 // IsAccessDenied reports whether err is IAM's refusal as moto sends it:
