@@ -50,7 +50,9 @@ func agentVolumes(sum string) (vol, ready string) {
 // checkAgent checks that the agent binary can run in a container on this
 // Engine (a static Linux binary for the Engine's architecture) and sums it.
 func (d *Docker) checkAgent(ctx context.Context) (agentBinary, error) {
-	info, err := d.cli.Info(ctx)
+	// The version call is the Engine's cheapest that names its
+	// architecture (Info gathers the whole system's state).
+	v, err := d.cli.ServerVersion(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return agentBinary{}, fmt.Errorf("reach the Docker Engine: %w", context.Cause(ctx))
@@ -62,9 +64,9 @@ func (d *Docker) checkAgent(ctx context.Context) (agentBinary, error) {
 		return agentBinary{}, backend.MissingAgent(d.agentPath, err)
 	}
 	defer f.Close()
-	if err := checkStaticLinux(d.agentPath, info.Architecture); err != nil {
+	if err := checkStaticLinux(d.agentPath, v.Arch); err != nil {
 		return agentBinary{}, fmt.Errorf("agent binary %s cannot run in a container on this Engine: %w; build one with CGO_ENABLED=0 GOOS=linux GOARCH=%s go build ./cmd/spinbook-agent",
-			d.agentPath, err, goArch(info.Architecture))
+			d.agentPath, err, goArch(v.Arch))
 	}
 	h := sha256.New()
 	size, err := io.Copy(h, f)

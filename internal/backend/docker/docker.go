@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -202,15 +204,24 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 	if err != nil {
 		return backend.Server{}, err
 	}
-	if err := d.ensureNetwork(ctx, progress); err != nil {
-		return backend.Server{}, err
-	}
-	if err := d.ensureVolume(ctx, user); err != nil {
-		return backend.Server{}, err
-	}
-
+	// The network, the workspace volume and the agent's volume do not
+	// depend on one another: asked for at once.
 	in := placeIn(img)
-	if in.AgentVolume, err = d.ensureAgentVolume(ctx, checkedAgent.bin, img.ID, progress); err != nil {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs = make([]error, 3)
+	)
+	say := func(ev backend.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress(ev)
+	}
+	wg.Go(func() { errs[0] = d.ensureNetwork(ctx, say) })
+	wg.Go(func() { errs[1] = d.ensureVolume(ctx, user) })
+	wg.Go(func() { in.AgentVolume, errs[2] = d.ensureAgentVolume(ctx, checkedAgent.bin, img.ID, say) })
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return backend.Server{}, err
 	}
 	id, err := d.create(ctx, spec, size, in)
