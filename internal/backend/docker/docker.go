@@ -1,10 +1,10 @@
 // Package docker runs each user's server as a container on a Docker Engine,
 // through the Engine API (the Engine $DOCKER_HOST names: unix, tcp or ssh;
-// else the local socket). Any Jupyter image serves: spinbook's static agent
-// is copied into the container and is its entrypoint, and Jupyter runs as
-// the image's own user. The Engine is the truth about what runs: everything
-// the backend creates carries the labels managed-by=spinbook and
-// spinbook.user=USER.
+// else the local socket). Any Jupyter image serves: spinbook's static agent,
+// from a read-only volume of its own (agent.go), is the container's
+// entrypoint, and Jupyter runs as the image's own user. The Engine is the
+// truth about what runs: everything the backend creates carries the label
+// managed-by=spinbook, servers and workspaces also spinbook.user=USER.
 //
 // How the spec reaches the agent: it holds the password hash and secrets,
 // so it never goes into the container's Env, Cmd or labels, nor onto a
