@@ -37,36 +37,48 @@ func becomeImageUser(userSpec, home, workspace string) error {
 	if u.UID == 0 {
 		return nil
 	}
-	if err := ownDir(home, u, true); err != nil {
+	if err := makeHome(home, u); err != nil {
 		return err
 	}
-	if err := ownDir(workspace, u, false); err != nil {
+	if err := ownWorkspace(workspace, u); err != nil {
 		return err
 	}
 	return unixuser.Become(u)
 }
 
-// ownDir gives the directory dir (only it, not what is inside) to u,
-// making it first when create is set and it is missing.
-func ownDir(dir string, u unixuser.User, create bool) error {
-	if dir == "" {
+// makeHome makes the home, owned by u, when the image has none; a home the
+// image has is left as it is.
+func makeHome(home string, u unixuser.User) error {
+	if home == "" {
 		return nil
 	}
-	st, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) && create {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("make %s: %w", dir, err)
-		}
-		st, err = os.Stat(dir)
+	if _, err := os.Lstat(home); !errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return fmt.Errorf("make the home %s: %w", home, err)
+	}
+	if err := os.Lchown(home, u.UID, u.GID); err != nil {
+		return fmt.Errorf("give the home %s to uid %d: %w", home, u.UID, err)
+	}
+	return nil
+}
+
+// ownWorkspace gives the workspace directory (the volume's mount point;
+// only it, not what is inside) to u; a symlink is never followed.
+func ownWorkspace(dir string, u unixuser.User) error {
+	st, err := os.Lstat(dir)
 	if err != nil {
-		return fmt.Errorf("give %s to uid %d: %w", dir, u.UID, err)
+		return fmt.Errorf("give the workspace to uid %d: %w", u.UID, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("give the workspace to uid %d: %s is not a directory", u.UID, dir)
 	}
 	if s, ok := st.Sys().(*syscall.Stat_t); ok && int(s.Uid) == u.UID && int(s.Gid) == u.GID {
 		return nil
 	}
-	if err := os.Chown(dir, u.UID, u.GID); err != nil {
-		return fmt.Errorf("give %s to uid %d: %w", dir, u.UID, err)
+	if err := os.Lchown(dir, u.UID, u.GID); err != nil {
+		return fmt.Errorf("give the workspace %s to uid %d: %w", dir, u.UID, err)
 	}
 	return nil
 }
