@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -17,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
 
+	"github.com/spinbook/spinbook/internal/atomicfile"
 	"github.com/spinbook/spinbook/internal/backend"
 )
 
@@ -68,12 +71,46 @@ func (d *Docker) checkAgent(ctx context.Context) (agentBinary, error) {
 		return agentBinary{}, fmt.Errorf("agent binary %s cannot run in a container on this Engine: %w; build one with CGO_ENABLED=0 GOOS=linux GOARCH=%s go build ./cmd/spinbook-agent",
 			d.agentPath, err, goArch(v.Arch))
 	}
-	h := sha256.New()
-	size, err := io.Copy(h, f)
+	fi, err := f.Stat()
 	if err != nil {
 		return agentBinary{}, fmt.Errorf("agent binary %s: %w", d.agentPath, err)
 	}
-	return agentBinary{size: size, sum: hex.EncodeToString(h.Sum(nil))}, nil
+	sum, err := agentSum(d.agentPath, f, fi)
+	if err != nil {
+		return agentBinary{}, fmt.Errorf("agent binary %s: %w", d.agentPath, err)
+	}
+	return agentBinary{size: fi.Size(), sum: sum}, nil
+}
+
+// agentSum is the SHA-256 of the agent binary f (at path, with fi), kept
+// on this machine by the file's identity (device, inode, size,
+// modification time), so that an up reads the 19 MB only when the binary
+// changed. Any trouble with the kept sum only costs reading the file.
+func agentSum(path string, f *os.File, fi os.FileInfo) (string, error) {
+	identity := fmt.Sprint(fi.Size(), " ", fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		identity += fmt.Sprint(" ", st.Dev, " ", st.Ino)
+	}
+	kept := ""
+	if dir, err := os.UserCacheDir(); err == nil {
+		abs, _ := filepath.Abs(path)
+		name := sha256.Sum256([]byte(abs))
+		kept = filepath.Join(dir, "spinbook", "agent-sum", hex.EncodeToString(name[:8]))
+	}
+	if data, err := os.ReadFile(kept); err == nil {
+		if id, sum, ok := strings.Cut(string(data), "\n"); ok && id == identity && len(sum) == 64 {
+			return sum, nil
+		}
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if kept != "" && os.MkdirAll(filepath.Dir(kept), 0o700) == nil {
+		atomicfile.Write(kept, []byte(identity+"\n"+sum), 0o600)
+	}
+	return sum, nil
 }
 
 // ensureAgentVolume returns the volume holding bin, filling it first when

@@ -1,6 +1,10 @@
 package docker
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +107,40 @@ func TestInFlight(t *testing.T) {
 				t.Errorf("inFlight = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestAgentSumKeptByIdentity: the agent's sum is its content's, read again
+// whenever the file is another (here: rewritten with other bytes).
+func TestAgentSumKeptByIdentity(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	p := filepath.Join(t.TempDir(), "spinbook-agent")
+	sumOf := func() string {
+		t.Helper()
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, _ := f.Stat()
+		s, err := agentSum(p, f, fi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	os.WriteFile(p, []byte("agent one"), 0o755)
+	want := sha256.Sum256([]byte("agent one"))
+	if got := sumOf(); got != hex.EncodeToString(want[:]) {
+		t.Fatalf("sum = %s, want the content's", got)
+	}
+	if got := sumOf(); got != hex.EncodeToString(want[:]) {
+		t.Fatalf("kept sum = %s, want the content's", got)
+	}
+	os.Remove(p)
+	os.WriteFile(p, []byte("agent number two"), 0o755)
+	want = sha256.Sum256([]byte("agent number two"))
+	if got := sumOf(); got != hex.EncodeToString(want[:]) {
+		t.Errorf("after the binary changed the sum = %s, want the new content's", got)
 	}
 }
