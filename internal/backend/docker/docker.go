@@ -543,7 +543,7 @@ func (d *Docker) fingerprint(rawURL string) string {
 	return ""
 }
 
-// waitReady polls the agent's /readyz (every 10 ms) until Jupyter
+// waitReady polls the agent's /readyz (every 5 ms) until Jupyter
 // answers, the container c stops, or ctx ends.
 func (d *Docker) waitReady(ctx context.Context, c *container.InspectResponse, progress func(backend.Event)) (backend.Server, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -554,7 +554,7 @@ func (d *Docker) waitReady(ctx context.Context, c *container.InspectResponse, pr
 	base := d.healthBase(c)
 	began := time.Now()
 	nextNote := began.Add(3 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		if backend.Ready(hc, base) {
