@@ -101,14 +101,14 @@ type Spec struct {
 	// `up --size`); "" is no limits. Backends that cannot honour sizes
 	// ignore it.
 	Size string
-	// passwordHash yields Agent.PasswordHash when HashPasswordLater set it.
+	// passwordHash yields Agent.PasswordHash when HashGeneratedPasswordLater set it.
 	passwordHash func() (string, error)
 }
 
-// HashPasswordLater starts hashing password (argon2id: a fifth of a second
-// and 64 MiB) in the background, so that the backend's first steps do not
-// wait for it; AgentSpec returns the spec with the hash.
-func (s *Spec) HashPasswordLater(password string) {
+// HashGeneratedPasswordLater starts hashing a password spinbook generated
+// (secret.HashGeneratedPassword) in the background, so that the backend's
+// first steps do not wait for it; AgentSpec returns the spec with the hash.
+func (s *Spec) HashGeneratedPasswordLater(password string) {
 	var (
 		hash string
 		err  error
@@ -116,7 +116,7 @@ func (s *Spec) HashPasswordLater(password string) {
 	)
 	go func() {
 		defer close(done)
-		hash, err = secret.HashPassword(password)
+		hash, err = secret.HashGeneratedPassword(password)
 	}()
 	s.passwordHash = func() (string, error) {
 		<-done
@@ -125,7 +125,7 @@ func (s *Spec) HashPasswordLater(password string) {
 }
 
 // AgentSpec is Agent with its password hash, waiting for one that
-// HashPasswordLater is still computing. Backends take the agent's spec
+// HashGeneratedPasswordLater is still computing. Backends take the agent's spec
 // from here, as late as they can.
 func (s Spec) AgentSpec() (AgentSpec, error) {
 	as := s.Agent

@@ -6,12 +6,12 @@ import (
 	"github.com/spinbook/spinbook/internal/secret"
 )
 
-// TestHashPasswordLater: the spec a backend takes holds the hash of the
+// TestHashGeneratedPasswordLater: the spec a backend takes holds the hash of the
 // generated password, the same each time it is asked, in copies of the
 // spec too; without one, the configured hash stays.
-func TestHashPasswordLater(t *testing.T) {
+func TestHashGeneratedPasswordLater(t *testing.T) {
 	s := Spec{User: "alice", Agent: AgentSpec{User: "alice"}}
-	s.HashPasswordLater("abcd-efgh-jkmn-pqrs-tuvw")
+	s.HashGeneratedPasswordLater("abcd-efgh-jkmn-pqrs-tuvw")
 	copied := s
 	first, err := s.AgentSpec()
 	if err != nil {
@@ -33,7 +33,7 @@ func TestHashPasswordLater(t *testing.T) {
 		t.Errorf("AgentSpec with a configured hash = %q, %v", as.PasswordHash, err)
 	}
 	empty := Spec{}
-	empty.HashPasswordLater("")
+	empty.HashGeneratedPasswordLater("")
 	if _, err := empty.AgentSpec(); err == nil {
 		t.Error("an empty generated password hashed without an error")
 	}

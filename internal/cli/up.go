@@ -138,7 +138,7 @@ func startServer(ctx context.Context, cfg *config.Config, be backend.Backend, o 
 	password := ""
 	if agentSpec.PasswordHash == "" {
 		password = generatePassword()
-		spec.HashPasswordLater(password) // while the backend's first steps run
+		spec.HashGeneratedPasswordLater(password) // while the backend's first steps run
 	}
 	progress(backend.Event{Message: fmt.Sprintf("bringing up %s's server (%s backend)", o.User, be.Name())})
 	srv, err := be.Up(ctx, spec, progress)

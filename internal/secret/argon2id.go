@@ -72,6 +72,40 @@ func HashPassword(password string) (string, error) {
 	return h.String(), nil
 }
 
+// Parameters of the hashes HashGeneratedPassword makes: one pass over
+// 8 MiB in one lane.
+const (
+	generatedMemory  = 8 * 1024 // KiB
+	generatedTime    = 1
+	generatedThreads = 1
+)
+
+// HashGeneratedPassword hashes a password spinbook generated itself (about
+// 99 random bits, see the command line's generatePassword) with far
+// lighter parameters than HashPassword, in the same format. A memory-hard
+// hash is there to slow an offline search of the few passwords people
+// choose; no search reaches 2^99 guesses at any cost per guess, so for a
+// generated password it would only cost each up and each login (64 MiB
+// and two cores for a fifth of a second, here while the Engine starts the
+// container). Never use it for a password a person chose.
+func HashGeneratedPassword(password string) (string, error) {
+	if len(password) < 20 {
+		return "", errors.New("hash generated password: too short to be one spinbook generated")
+	}
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	h := &PasswordHash{
+		memory:  generatedMemory,
+		time:    generatedTime,
+		threads: generatedThreads,
+		salt:    salt,
+		key:     argon2.IDKey([]byte(password), salt, generatedTime, generatedMemory, generatedThreads, keyLen),
+	}
+	return h.String(), nil
+}
+
 // ParsePasswordHash parses an argon2id hash in PHC string format, as made by
 // HashPassword or by other argon2id tools using version 19. It refuses
 // parameters no sensible hash uses (memory above 1 GiB, more than 20 passes,

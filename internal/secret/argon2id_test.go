@@ -217,3 +217,24 @@ func TestVerifyNil(t *testing.T) {
 		t.Error("nil hash verified a password")
 	}
 }
+
+// TestHashGeneratedPassword: a generated password's hash is argon2id in
+// the usual format, with the light parameters, and verifies as any other;
+// a person's password (too short to be a generated one) is refused.
+func TestHashGeneratedPassword(t *testing.T) {
+	const pw = "k3mp-x9tq-2hvd-wa7s-njfe"
+	s, err := HashGeneratedPassword(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s, "$argon2id$v=19$m=8192,t=1,p=1$") {
+		t.Errorf("hash %q: want argon2id with m=8192,t=1,p=1", s)
+	}
+	h, err := ParsePasswordHash(s)
+	if err != nil || !h.Verify(pw) || h.Verify(pw+"x") {
+		t.Errorf("the hash does not verify the password alone (%v)", err)
+	}
+	if _, err := HashGeneratedPassword("hunter2"); err == nil {
+		t.Error("a short password was hashed with the generated parameters")
+	}
+}
