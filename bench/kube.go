@@ -15,7 +15,8 @@ import (
 
 // KubeOptions says what bench/kube/run measures.
 type KubeOptions struct {
-	Bin          string // the spinbook binary (its agent is in the cluster's agent image)
+	Bin          string // the spinbook binary
+	Agent        string // the agent binary (cmd/spinbook-agent), the agent image's
 	Venv         string // JupyterHub + KubeSpawner (bench/kube/venv)
 	CHP          string // bench/chp, with configurable-http-proxy installed
 	Spawns       int    // measured warm spawns per side
@@ -436,6 +437,15 @@ func kubeVersions(ctx context.Context, o KubeOptions, cl KubeCluster) []string {
 		}
 	}
 	return append(out, "JupyterHub "+pkgs["jupyterhub"], "KubeSpawner "+pkgs["jupyterhub_kubespawner"],
-		"image "+cl.Image+" (JupyterLab 4 of scripts/jupyter/lock.txt)", "agent image "+cl.AgentImage,
+		"image "+cl.Image+" (JupyterLab 4 of scripts/jupyter/lock.txt)", "agent image "+cl.AgentImage+agentSize(o.Agent),
 		"Kubernetes v1.34.4 (scripts/k8s-test-cluster: one node, containerd 1.6)")
+}
+
+// agentSize says what the agent image holds: the agent binary and its size.
+func agentSize(bin string) string {
+	st, err := os.Stat(bin)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" (%s, %.1f MB)", filepath.Base(bin), float64(st.Size())/1e6)
 }

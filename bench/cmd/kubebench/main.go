@@ -24,7 +24,8 @@ func main() {
 	quick := flag.Bool("quick", false, "a short run to check the harness; not written to -doc")
 	o := bench.DefaultKubeOptions(false)
 	q := bench.DefaultKubeOptions(true)
-	flag.StringVar(&o.Bin, "bin", "bin/spinbook", "the spinbook binary (the agent image is made from it)")
+	flag.StringVar(&o.Bin, "bin", "bin/spinbook", "the spinbook binary")
+	flag.StringVar(&o.Agent, "agent", "bin/spinbook-agent", "the agent binary (cmd/spinbook-agent) the agent image is made of")
 	flag.StringVar(&o.Venv, "venv", "", "JupyterHub + KubeSpawner's venv (bench/kube/venv install prints it)")
 	flag.StringVar(&o.CHP, "chp", "bench/chp", "where configurable-http-proxy is installed (npm ci)")
 	doc := flag.String("doc", "docs/benchmarks.md", "where a full run writes its table (between its markers); empty: print only")
@@ -92,7 +93,7 @@ func run(ctx context.Context, o bench.KubeOptions, quick bool, doc string) error
 	}
 	fmt.Fprintln(os.Stderr, "starting the test cluster (scripts/k8s-test-cluster; waits for another user of it)")
 	defer k8stest.Stop() // also after a panic, or a half-started cluster
-	cl, err := k8stest.Start(o.Bin)
+	cl, err := k8stest.Start(o.Agent)
 	if err != nil {
 		return fmt.Errorf("test cluster: %w", err)
 	}
