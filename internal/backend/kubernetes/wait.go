@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,6 +132,153 @@ func mainRunning(p *corev1.Pod) bool {
 	for _, s := range p.Status.ContainerStatuses {
 		if s.Name == mainName && s.State.Running != nil {
 			return true
+		}
+	}
+	return false
+}
+
+func phase(p *corev1.Pod) string {
+	if p.Status.Phase == "" {
+		return "pending"
+	}
+	return strings.ToLower(string(p.Status.Phase))
+}
+
+// reportEvents passes on the pod's and its claim's new events: scheduling,
+// pulling, starting.
+func (k *Kubernetes) reportEvents(ctx context.Context, pod *corev1.Pod, seen map[string]bool, progress func(backend.Event)) {
+	evs, err := k.cs.CoreV1().Events(k.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(pod.UID)})
+	if err != nil {
+		return
+	}
+	sort.Slice(evs.Items, func(i, j int) bool { return evTime(&evs.Items[i]).Before(evTime(&evs.Items[j])) })
+	for _, e := range evs.Items {
+		key := string(e.UID) + "/" + strconv.Itoa(int(e.Count))
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		progress(backend.Event{Message: fmt.Sprintf("%s: %s", e.Reason, e.Message)})
+	}
+}
+
+func evTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// pvcBindGrace is how long a workspace claim may stay unbound, with a
+// warning from the cluster, before Up gives up on it.
+const pvcBindGrace = 15 * time.Second
+
+// stuck says why pod cannot become ready, or "" while it may still.
+func (k *Kubernetes) stuck(ctx context.Context, pod *corev1.Pod, waited time.Duration) string {
+	user := pod.Labels[backend.LabelUser]
+	if pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
+		return podEnd(pod) + k.logHint(ctx, pod)
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+			if strings.Contains(c.Message, "unbound") || strings.Contains(c.Message, "PersistentVolumeClaim") {
+				if msg := k.unboundClaim(ctx, user, waited); msg != "" {
+					return msg
+				}
+				continue
+			}
+			return fmt.Sprintf("no node can run it: %s (choose a smaller size, or ask for nodes with what is short)", c.Message)
+		}
+	}
+	if msg := k.unboundClaim(ctx, user, waited); msg != "" {
+		return msg
+	}
+	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
+	for _, s := range statuses {
+		if w := s.State.Waiting; w != nil {
+			switch w.Reason {
+			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
+				return fmt.Sprintf("the image %s cannot be pulled (%s): %s; check the image name (config key %s) and that the cluster may pull it", s.Image, w.Reason, w.Message, imageKey(s.Name))
+			case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff":
+				return fmt.Sprintf("container %s cannot start (%s): %s", s.Name, w.Reason, w.Message)
+			}
+		}
+		if t := s.State.Terminated; t != nil && (s.Name == mainName || t.ExitCode != 0) {
+			return fmt.Sprintf("container %s exited (%s)%s", s.Name, termDetail(t), k.logHint(ctx, pod))
+		}
+	}
+	return ""
+}
+
+func imageKey(container string) string {
+	if container == initName {
+		return "kubernetes.agent_image"
+	}
+	return "image"
+}
+
+// unboundClaim says why user's workspace claim does not bind, once it has
+// waited pvcBindGrace with a warning from the cluster, else "".
+func (k *Kubernetes) unboundClaim(ctx context.Context, user string, waited time.Duration) string {
+	pvc, err := k.cs.CoreV1().PersistentVolumeClaims(k.ns).Get(ctx, PVCName(user), metav1.GetOptions{})
+	if err != nil || pvc.Status.Phase == corev1.ClaimBound || waited < pvcBindGrace {
+		return ""
+	}
+	evs, err := k.cs.CoreV1().Events(k.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(pvc.UID)})
+	if err != nil {
+		return ""
+	}
+	for _, e := range evs.Items {
+		if e.Type == corev1.EventTypeWarning {
+			return fmt.Sprintf("the workspace volume claim %s does not bind (%s: %s); check kubernetes.storage_class and that the cluster can provision volumes", pvc.Name, e.Reason, e.Message)
+		}
+	}
+	return ""
+}
+
+// logHint is the agent's own error from the log's tail, when it wrote one.
+func (k *Kubernetes) logHint(ctx context.Context, pod *corev1.Pod) string {
+	tail := int64(40)
+	data, err := k.cs.CoreV1().Pods(k.ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: mainName, TailLines: &tail}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	if msg := backend.AgentError(string(data)); msg != "" {
+		return ": " + msg
+	}
+	return ""
+}
+
+func termDetail(t *corev1.ContainerStateTerminated) string {
+	if t.Reason == "OOMKilled" {
+		return "out of memory; choose a larger size"
+	}
+	if t.Reason != "" && t.Reason != "Completed" && t.Reason != "Error" {
+		return fmt.Sprintf("%s, exit code %d", t.Reason, t.ExitCode)
+	}
+	return fmt.Sprintf("exit code %d", t.ExitCode)
+}
+
+// podEnd says how an ended pod ended.
+func podEnd(p *corev1.Pod) string {
+	for _, s := range p.Status.ContainerStatuses {
+		if t := s.State.Terminated; t != nil {
+			return "container " + s.Name + ": " + termDetail(t)
+		}
+	}
+	if p.Status.Message != "" {
+		return p.Status.Message
+	}
+	return phase(p)
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
 		}
 	}
 	return false
