@@ -43,6 +43,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -180,16 +181,21 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 		}
 		size = s
 	}
-	// The NetworkPolicy first, for a server started before spinbook made
-	// one too: no pod of the user's is reachable without it.
+	// The NetworkPolicy before anything else, for a server started before
+	// spinbook made one too: no pod of the user's is reachable without it.
+	// The pod is read meanwhile; nothing is created before both are done.
 	cn := k.clusterNet(ctx)
 	for _, w := range k.proxyWarnings(cn) {
 		progress(backend.Event{Message: "Warning: " + w})
 	}
-	if err := k.ensureNetworkPolicy(ctx, user, cn); err != nil {
-		return backend.Server{}, err
-	}
+	var npErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { npErr = k.ensureNetworkPolicy(ctx, user, cn) })
 	pod, err := k.pod(ctx, user)
+	wg.Wait()
+	if npErr != nil {
+		return backend.Server{}, npErr
+	}
 	if err != nil {
 		return backend.Server{}, err
 	}
@@ -218,18 +224,9 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 		}
 	}
 
-	if err := k.ensurePVC(ctx, user, size, progress); err != nil {
-		return backend.Server{}, err
-	}
-	svc, err := k.ensureService(ctx, user)
+	as := k.agentSpec(ctx, spec, cn)
+	svc, err := k.prepare(ctx, user, size, as, progress)
 	if err != nil {
-		return backend.Server{}, err
-	}
-	as := k.agentSpec(ctx, spec)
-	if err := k.putSecret(ctx, user, as); err != nil {
-		return backend.Server{}, err
-	}
-	if err := k.ensureIngress(ctx, user); err != nil {
 		return backend.Server{}, err
 	}
 	p := podSpec(k.cfg, spec, size)
@@ -276,7 +273,7 @@ func podGrace(kc config.Kubernetes) time.Duration {
 }
 
 // agentSpec fills in where things live in the pod.
-func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.AgentSpec {
+func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec, cn clusterNet) backend.AgentSpec {
 	kc := k.cfg.Kubernetes
 	as := spec.Agent
 	as.User = spec.User
@@ -295,7 +292,7 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.A
 	if kc.Ingress.TLSSecret != "" {
 		as.BehindTLS = true
 	}
-	as.Allow = k.allowWithNodes(ctx, as.Allow)
+	as.Allow = allowWithNodes(as.Allow, cn.Gateways)
 	// The front door answers the host of the URL (describe), besides
 	// access.hosts.
 	if kc.Ingress.Host != "" {
@@ -312,7 +309,7 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) backend.A
 // address on the pod network (the first address of its pod CIDR), never
 // from 127.0.0.1. Clients from elsewhere keep their own address when the
 // Service keeps it (externalTrafficPolicy Local).
-func (k *Kubernetes) allowWithNodes(ctx context.Context, allow []string) []string {
+func allowWithNodes(allow []string, gateways []netip.Addr) []string {
 	loopback := false
 	for _, s := range allow {
 		p, err := netip.ParsePrefix(s)
@@ -326,23 +323,9 @@ func (k *Kubernetes) allowWithNodes(ctx context.Context, allow []string) []strin
 	if !loopback {
 		return allow
 	}
-	nodes, err := k.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		k.log.Debug("list nodes for the allowlist", "err", err)
-		return allow
-	}
 	out := append([]string(nil), allow...)
-	for _, n := range nodes.Items {
-		cidrs := n.Spec.PodCIDRs
-		if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
-			cidrs = []string{n.Spec.PodCIDR}
-		}
-		for _, c := range cidrs {
-			if p, err := netip.ParsePrefix(c); err == nil {
-				gw := p.Masked().Addr().Next()
-				out = append(out, netip.PrefixFrom(gw, gw.BitLen()).String())
-			}
-		}
+	for _, gw := range gateways {
+		out = append(out, netip.PrefixFrom(gw, gw.BitLen()).String())
 	}
 	return out
 }

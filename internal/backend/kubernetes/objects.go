@@ -3,7 +3,9 @@ package kubernetes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -15,6 +17,26 @@ import (
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 )
+
+// prepare makes what user's pod needs before it is created: the workspace
+// claim, the Service, the Secret with the agent spec as, and the Ingress.
+// None of them needs another, so they are made at once: the pod waits for
+// the slowest call, not for all of them one after another. Any failure
+// stops up before the pod is created.
+func (k *Kubernetes) prepare(ctx context.Context, user string, size config.Size, as backend.AgentSpec, progress func(backend.Event)) (*corev1.Service, error) {
+	var svc *corev1.Service
+	var pvcErr, svcErr, secretErr, ingressErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { pvcErr = k.ensurePVC(ctx, user, size, progress) })
+	wg.Go(func() { svc, svcErr = k.ensureService(ctx, user) })
+	wg.Go(func() { secretErr = k.putSecret(ctx, user, as) })
+	wg.Go(func() { ingressErr = k.ensureIngress(ctx, user) })
+	wg.Wait()
+	if err := errors.Join(pvcErr, svcErr, secretErr, ingressErr); err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
 
 // putSecret creates or replaces user's Secret with the spec and its token.
 func (k *Kubernetes) putSecret(ctx context.Context, user string, as backend.AgentSpec) error {

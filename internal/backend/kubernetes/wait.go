@@ -223,8 +223,11 @@ func imageKey(container string) string {
 // unboundClaim says why user's workspace claim does not bind, once it has
 // waited pvcBindGrace with a warning from the cluster, else "".
 func (k *Kubernetes) unboundClaim(ctx context.Context, user string, waited time.Duration) string {
+	if waited < pvcBindGrace {
+		return "" // no call to the API server on each change of a starting pod
+	}
 	pvc, err := k.cs.CoreV1().PersistentVolumeClaims(k.ns).Get(ctx, PVCName(user), metav1.GetOptions{})
-	if err != nil || pvc.Status.Phase == corev1.ClaimBound || waited < pvcBindGrace {
+	if err != nil || pvc.Status.Phase == corev1.ClaimBound {
 		return ""
 	}
 	evs, err := k.cs.CoreV1().Events(k.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(pvc.UID)})
