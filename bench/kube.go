@@ -110,9 +110,9 @@ func RunKube(ctx context.Context, o KubeOptions, cl KubeCluster) (_ Report, err 
 		return Report{}, err
 	}
 	b.hub = &kubeHub{
-		venv: o.Venv, chp: o.CHP, dir: dir, ns: "default", image: cl.Image, kubeconfig: cl.Kubeconfig,
-		hubConnectIP: gw, proxyPort: o.BasePort, hubPort: o.BasePort + 1, apiPort: o.BasePort + 2,
-		serviceToken: randomHex(24), poll: o.Poll,
+		hubProc: newHubProc(dir, o.BasePort),
+		venv:    o.Venv, chp: o.CHP, ns: "default", image: cl.Image, kubeconfig: cl.Kubeconfig,
+		hubConnectIP: gw, poll: o.Poll,
 	}
 	rep := Report{Command: o.Command, Date: time.Now()}
 	loadBefore := loadAverage()

@@ -81,8 +81,8 @@ func TestKubeSpinbookConfigIsValid(t *testing.T) {
 // The hub spawns the same image, reaches the pods' hub API on the node's
 // gateway, and gives each user a workspace claim like spinbook's.
 func TestKubeHubConfig(t *testing.T) {
-	h := &kubeHub{venv: "/v", chp: "/c", dir: "/d", ns: "default", image: "img:1", hubConnectIP: "10.244.0.1",
-		proxyPort: 1, hubPort: 2, apiPort: 3, serviceToken: "tok"}
+	h := &kubeHub{hubProc: hubProc{dir: "/d", proxyPort: 1, hubPort: 2, apiPort: 3, serviceToken: "tok"},
+		venv: "/v", chp: "/c", ns: "default", image: "img:1", hubConnectIP: "10.244.0.1"}
 	cfg := h.config()
 	for _, want := range []string{
 		"c.KubeSpawner.image = 'img:1'", "c.Spawner.hub_connect_url = 'http://10.244.0.1:2'", "c.JupyterHub.hub_port = 2",
@@ -177,5 +177,35 @@ func TestRenderAndReplaceKubeSection(t *testing.T) {
 	want := "# B\n\n" + BeginMarker + "\nlocal\n" + EndMarker + "\n\n## K\n\n" + KubeBeginMarker + "\nsecond\n" + KubeEndMarker + "\n"
 	if diff := cmp.Diff(want, doc); diff != "" {
 		t.Errorf("ReplaceKubeSection (-want +got):\n%s", diff)
+	}
+}
+
+// readProgress ends at the event that says the server is ready, fails with
+// the hub's message at one that says it failed, and fails when the events
+// end before either.
+func TestReadProgress(t *testing.T) {
+	for _, tt := range []struct {
+		name, stream, wantErr string
+	}{
+		{"ready", "data: {\"progress\": 0, \"message\": \"Server requested\"}\n\n" +
+			"data: {\"progress\": 50, \"message\": \"pod started\"}\n\n" +
+			"data: {\"progress\": 100, \"ready\": true, \"message\": \"Server ready at /user/a/\"}\n\n", ""},
+		{"ready, comments and keep-alives between", ":keepalive\n\ndata: {\"ready\": true}\n\n", ""},
+		{"failed", "data: {\"progress\": 10}\n\ndata: {\"failed\": true, \"message\": \"Spawn failed: pod timeout\"}\n\n", "Spawn failed: pod timeout"},
+		{"ended early", "data: {\"progress\": 10}\n\n", "ended before the server was ready"},
+		{"not json", "data: <html>\n\n", "progress event"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := readProgress(strings.NewReader(tt.stream))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("readProgress = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("readProgress = %v, want an error with %q", err, tt.wantErr)
+			}
+		})
 	}
 }
