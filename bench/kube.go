@@ -64,6 +64,7 @@ type kubeResults struct {
 	coldLoad   []time.Duration // image loads before cold spawns
 	login      []time.Duration // spinbook: the login before the kernel (not counted)
 	simWall    [kubeSides]time.Duration
+	simCPU     [kubeSides]sideCPU
 	simFail    [kubeSides]int
 	simErrs    []string
 	ctlIdle    int64 // hub + CHP with no server
@@ -336,12 +337,19 @@ func (b *kubeRun) simultaneousBench(ctx context.Context) error {
 	}
 	b.r.ctlIdle = idle
 	for _, side := range []int{kubeSpinbookSide, kubeHubSide} {
+		var pids []int // the side's processes on this host; spinbook's commands are children that end
+		if side == kubeHubSide {
+			pids = []int{b.hub.pid(), b.hub.descendant("configurable-http-proxy")}
+		}
+		cpu := sampleCPU(pids...)
 		wall, failed := b.all(ctx, side, names)
+		b.r.simCPU[side] = cpu.since(pids...)
 		b.r.simWall[side], b.r.simFail[side] = wall, len(failed)
 		for _, err := range failed {
 			b.r.simErrs = append(b.r.simErrs, err.Error())
 		}
-		b.logf("%d at once, %s: %s, %d failed", len(names), []string{"spinbook", "hub"}[side], wall.Round(time.Millisecond), len(failed))
+		b.logf("%d at once, %s: %s, %d failed; processor time: the side's %s, the machine's %s", len(names), []string{"spinbook", "hub"}[side],
+			wall.Round(time.Millisecond), len(failed), b.r.simCPU[side].side.Round(time.Millisecond), b.r.simCPU[side].machine.Round(time.Millisecond))
 	}
 	busy, err := b.hub.rss()
 	if err != nil {

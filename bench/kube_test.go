@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +209,36 @@ func TestReadProgress(t *testing.T) {
 				t.Fatalf("readProgress = %v, want an error with %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// parseBusy counts user, nice, system, irq, softirq and steal, not idle,
+// iowait or the guest times (already in user).
+func TestParseBusy(t *testing.T) {
+	stat := "cpu  100 20 30 5000 7 1 2 3 40 50\ncpu0 50 10 15 2500 3 0 1 1 20 25\nintr 1 2 3\n"
+	if got, want := parseBusy(stat), time.Duration(100+20+30+1+2+3)*time.Second/clockTick; got != want {
+		t.Errorf("parseBusy = %s, want %s", got, want)
+	}
+	for _, bad := range []string{"", "intr 1 2\n", "cpu 1 2\n"} {
+		if got := parseBusy(bad); got != 0 {
+			t.Errorf("parseBusy(%q) = %s, want 0", bad, got)
+		}
+	}
+}
+
+// procCPU reads this test's own processor time from /proc: more than
+// nothing once it has spun a little, and 0 for a process that is gone.
+func TestProcCPU(t *testing.T) {
+	deadline := time.Now().Add(10 * time.Second)
+	for procCPU(os.Getpid()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("procCPU of this process stayed 0 after spinning 10 s")
+		}
+		for i := 0; i < 1e6; i++ {
+			_ = strconv.Itoa(i)
+		}
+	}
+	if got := procCPU(1 << 30); got != 0 {
+		t.Errorf("procCPU of no process = %s, want 0", got)
 	}
 }

@@ -68,6 +68,14 @@ func (r *kubeResults) rows(o KubeOptions) []Row {
 			Spinbook: FormatDuration(sb), Hub: FormatDuration(hub), VsHub: ratioD(sb, hub), Goal: GoalAtMost("Hub", float64(sb)/float64(hub), 0.5, "×")},
 		Row{Benchmark: fmt.Sprintf("%d users at once", o.Simultaneous), Metric: "failures",
 			Spinbook: fmt.Sprint(r.simFail[kubeSpinbookSide]), Hub: fmt.Sprint(r.simFail[kubeHubSide]), Goal: failGoal})
+	if c := r.simCPU; c[kubeSpinbookSide].machine > 0 && c[kubeHubSide].machine > 0 {
+		sbc, hubc := c[kubeSpinbookSide], c[kubeHubSide]
+		rows = append(rows,
+			Row{Benchmark: fmt.Sprintf("%d users at once", o.Simultaneous), Metric: "processor time of the side meanwhile: its pods + `spinbook` commands / its pods + hub + CHP",
+				Spinbook: formatCPU(sbc.side), Hub: formatCPU(hubc.side), VsHub: ratioD(sbc.side, hubc.side)},
+			Row{Benchmark: fmt.Sprintf("%d users at once", o.Simultaneous), Metric: "processor time of everything else on the machine meanwhile (the cluster's own processes, the bench, other work)",
+				Spinbook: formatCPU(max(0, sbc.machine-sbc.side)), Hub: formatCPU(max(0, hubc.machine-hubc.side))})
+	}
 	if n := int64(o.Simultaneous); n > 0 && r.ctlBusy > 0 {
 		perServer := max(0, r.ctlBusy-r.ctlIdle) / n
 		var agents int64
