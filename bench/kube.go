@@ -48,6 +48,9 @@ type KubeCluster struct {
 	// EvictImage removes Image from the node; LoadImage loads it again (the
 	// stand-in for a registry pull: the test cluster reaches no registry).
 	EvictImage, LoadImage func() error
+	// Components are the cluster's own processes (kube-apiserver, etcd,
+	// kubelet, containerd, ...) by name, or nil when unknown.
+	Components func() map[string]int
 }
 
 // The two sides, in table order.
@@ -341,15 +344,21 @@ func (b *kubeRun) simultaneousBench(ctx context.Context) error {
 		if side == kubeHubSide {
 			pids = []int{b.hub.pid(), b.hub.descendant("configurable-http-proxy")}
 		}
-		cpu := sampleCPU(pids...)
+		var components map[string]int
+		if b.cl.Components != nil {
+			components = b.cl.Components()
+		}
+		cpu, cluster := sampleCPU(pids...), clusterCPU(components)
 		wall, failed := b.all(ctx, side, names)
 		b.r.simCPU[side] = cpu.since(pids...)
+		b.r.simCPU[side].components, b.r.simCPU[side].cluster = clusterSince(components, cluster)
 		b.r.simWall[side], b.r.simFail[side] = wall, len(failed)
 		for _, err := range failed {
 			b.r.simErrs = append(b.r.simErrs, err.Error())
 		}
 		b.logf("%d at once, %s: %s, %d failed; processor time: the side's %s, the machine's %s", len(names), []string{"spinbook", "hub"}[side],
 			wall.Round(time.Millisecond), len(failed), b.r.simCPU[side].side.Round(time.Millisecond), b.r.simCPU[side].machine.Round(time.Millisecond))
+		b.logf("  the cluster's processes meanwhile: %s (%s)", formatCPU(b.r.simCPU[side].cluster), topCPU(b.r.simCPU[side].components, 10))
 	}
 	busy, err := b.hub.rss()
 	if err != nil {

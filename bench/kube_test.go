@@ -242,3 +242,25 @@ func TestProcCPU(t *testing.T) {
 		t.Errorf("procCPU of no process = %s, want 0", got)
 	}
 }
+
+// topCPU names the components that used the most first; clusterSince
+// reads a live process's time and never goes below zero.
+func TestClusterCPU(t *testing.T) {
+	used := map[string]time.Duration{"etcd": time.Second, "kubelet": 3 * time.Second, "kube-router": 2 * time.Second}
+	if got, want := topCPU(used, 2), "kubelet 3.0 s, kube-router 2.0 s"; got != want {
+		t.Errorf("topCPU = %q, want %q", got, want)
+	}
+	if got := topCPU(nil, 3); got != "" {
+		t.Errorf("topCPU(nil) = %q, want empty", got)
+	}
+	self := map[string]int{"test": os.Getpid()}
+	start := clusterCPU(self)
+	start["gone"] = time.Second // a component that is no longer there
+	each, total := clusterSince(self, map[string]time.Duration{"test": start["test"] + time.Hour})
+	if each["test"] != 0 || total != 0 {
+		t.Errorf("clusterSince with a later start = %v, %s; want 0", each, total)
+	}
+	if _, _, comm := procTimes(os.Getpid()); comm == "" {
+		t.Error("procTimes found no command name for this process")
+	}
+}

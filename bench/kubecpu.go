@@ -3,10 +3,13 @@ package bench
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spinbook/spinbook/internal/proc"
 )
 
 // The processor time each side uses while its users start at once: on two
@@ -30,6 +33,8 @@ type cpuSample struct {
 // sideCPU is a phase's processor time: the side's own and the machine's.
 type sideCPU struct {
 	side, machine time.Duration
+	cluster       time.Duration            // the cluster's own processes
+	components    map[string]time.Duration // each of them
 }
 
 func sampleCPU(pids ...int) cpuSample {
@@ -65,22 +70,80 @@ const clockTick = 100
 
 // procCPU is a process's user and system time (0 if it is gone).
 func procCPU(pid int) time.Duration {
+	own, _, _ := procTimes(pid)
+	return own
+}
+
+// procTimes reads /proc/PID/stat: the process's own user and system time,
+// its ended children's (those it waited for), and its command name.
+func procTimes(pid int) (own, children time.Duration, comm string) {
 	if pid == 0 {
-		return 0
+		return 0, 0, ""
 	}
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return 0, 0, ""
 	}
 	// The fields after the command name, which may hold spaces.
-	i := strings.LastIndexByte(string(data), ')')
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if j := strings.IndexByte(s, '('); j >= 0 && j < i {
+		comm = s[j+1 : i]
 	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTick
+	f := strings.Fields(s[i+1:])
+	if len(f) < 15 {
+		return 0, 0, comm
+	}
+	n := func(k int) time.Duration {
+		v, _ := strconv.ParseInt(f[k], 10, 64)
+		return time.Duration(v) * time.Second / clockTick
+	}
+	return n(11) + n(12), n(13) + n(14), comm
+}
+
+// clusterCPU is the processor time so far of each of the cluster's own
+// processes (components: name to pid), their ended children included
+// (kube-router's and kube-proxy's iptables, containerd's shims); the
+// running shims count with containerd.
+func clusterCPU(components map[string]int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for name, pid := range components {
+		own, children, _ := procTimes(pid)
+		out[name] = own + children
+		if name == "containerd" {
+			for _, p := range proc.Descendants(pid) {
+				if o, _, comm := procTimes(p); strings.HasPrefix(comm, "containerd-shim") {
+					out[name] += o
+				}
+			}
+		}
+	}
+	return out
+}
+
+// clusterSince is what each component used since start, and all of them.
+func clusterSince(components map[string]int, start map[string]time.Duration) (map[string]time.Duration, time.Duration) {
+	out := map[string]time.Duration{}
+	var total time.Duration
+	for name, t := range clusterCPU(components) {
+		out[name] = max(0, t-start[name])
+		total += out[name]
+	}
+	return out, total
+}
+
+// topCPU names the n components that used the most, with their time.
+func topCPU(used map[string]time.Duration, n int) string {
+	names := make([]string, 0, len(used))
+	for name := range used {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return used[names[i]] > used[names[j]] })
+	var parts []string
+	for _, name := range names[:min(n, len(names))] {
+		parts = append(parts, name+" "+formatCPU(used[name]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // machineBusy is every processor's time not idle or waiting, from /proc/stat.

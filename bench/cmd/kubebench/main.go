@@ -105,6 +105,7 @@ func run(ctx context.Context, o bench.KubeOptions, quick bool, doc string) error
 		Kubeconfig: cl.Kubeconfig, Image: cl.LabImage, AgentImage: cl.AgentImage, PodCIDR: cidr,
 		EvictImage: func() error { return cl.EvictImage(cl.LabImage) },
 		LoadImage:  func() error { return cl.LoadImage(cl.LabImage) },
+		Components: func() map[string]int { return components(cl.Dir) },
 	})
 	if err != nil {
 		return err
@@ -123,4 +124,25 @@ func run(ctx context.Context, o bench.KubeOptions, quick bool, doc string) error
 	}
 	fmt.Fprintln(os.Stderr, "wrote", doc)
 	return nil
+}
+
+// components are the processes scripts/k8s-test-cluster started, by name,
+// from DIR/pids/NAME ("PID STARTTIME").
+func components(dir string) map[string]int {
+	out := map[string]int{}
+	entries, err := os.ReadDir(filepath.Join(dir, "pids"))
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, "pids", e.Name()))
+		if err != nil {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(string(data), &pid); err == nil && pid > 0 {
+			out[e.Name()] = pid
+		}
+	}
+	return out
 }
