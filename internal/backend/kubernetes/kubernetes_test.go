@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,14 +344,33 @@ func TestIngress(t *testing.T) {
 // TestUpReturnsWhenTheAgentIsReady: the Service publishes the pod before
 // the kubelet's readiness probe passes, and Up returns once the agent
 // itself says ready through it (not at a probe's period): the server it
-// returns answers /readyz at once.
+// returns answers /readyz at once. On the way it reports the pod's
+// events, each once.
 func TestUpReturnsWhenTheAgentIsReady(t *testing.T) {
 	k, _ := newBackend(t, nil)
 	s := spec(t, "k8s-ready", "pw-ready")
 	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
-	srv, err := k.Up(t.Context(), s, nop)
+	var mu sync.Mutex
+	var steps []string
+	srv, err := k.Up(t.Context(), s, func(e backend.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, e.Message)
+	})
 	if err != nil {
 		t.Fatalf("Up: %v", err)
+	}
+	// The pod's events, from the watch on them, each once.
+	mu.Lock()
+	got := strings.Join(steps, "\n")
+	mu.Unlock()
+	for _, want := range []string{"Scheduled: ", "Started: "} {
+		if strings.Count(got, want) < 1 {
+			t.Errorf("Up reported no %q event; its progress:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "Scheduled: "); n > 1 {
+		t.Errorf("Up reported the Scheduled event %d times; its progress:\n%s", n, got)
 	}
 	if !srv.Ready || srv.HealthURL == "" {
 		t.Fatalf("Up = %+v, want ready with a health URL", srv)

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/spinbook/spinbook/internal/backend"
@@ -26,16 +27,26 @@ const (
 	readyTimeout = 500 * time.Millisecond
 )
 
+// watchedTick is how often waitReady reads the pod itself while a watch
+// brings its changes: only in case the watch missed one.
+const watchedTick = 5 * time.Second
+
 // waitReady follows user's pod until its agent says Jupyter is ready,
 // reporting the pod's events, and fails fast when it cannot become ready.
 //
-// The pod's changes come from a watch (a Get every progressTick too, for
-// a watch the API server ends); once its main container runs, the agent's
-// /readyz is asked through the Service every readyTick. The Service
-// publishes the pod before the kubelet's readiness probe passes, so `up`
-// returns as soon as Jupyter answers, not at the probe's next period.
-// Behind an Ingress (no address of the Service reachable from here) the
-// kubelet's Ready condition decides.
+// The pod's changes and its events come from two watches, so a starting
+// pod costs the API server no request of its own until something changes
+// (ten ups at once listing events and reading the pod twice a second each
+// took the API server and etcd 8 s of processor time while their Jupyters
+// started). A Get every watchedTick catches what a watch missed; without a
+// watch (one the API server ended, or a Role without watch on events) up
+// reads the pod, and lists its events, every progressTick instead. Once
+// the main container runs, the agent's /readyz is asked through the
+// Service every readyTick. The Service publishes the pod before the
+// kubelet's readiness probe passes, so `up` returns as soon as Jupyter
+// answers, not at the probe's next period. Behind an Ingress (no address
+// of the Service reachable from here) the kubelet's Ready condition
+// decides.
 func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(backend.Event)) (backend.Server, error) {
 	began := time.Now()
 	seen := map[string]bool{}
@@ -51,6 +62,10 @@ func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(b
 		defer w.Stop()
 		changes = w.ResultChan()
 	}
+	var events <-chan watch.Event // the pod's events, once its UID is known
+	var eventsOf types.UID
+	stopEvents := func() {}
+	defer func() { stopEvents() }()
 
 	var srv *backend.Server // described once the main container runs
 	check := time.NewTimer(0)
@@ -64,6 +79,7 @@ func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(b
 		case ev, ok := <-changes:
 			if !ok {
 				changes = nil
+				check.Reset(0)
 				continue
 			}
 			p, isPod := ev.Object.(*corev1.Pod)
@@ -71,6 +87,15 @@ func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(b
 				continue // a Deleted pod is reported by the next Get
 			}
 			pod = p
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if e, isEvent := ev.Object.(*corev1.Event); isEvent && ev.Type != watch.Deleted {
+				reportEvent(e, seen, progress)
+			}
+			continue
 		case <-check.C:
 			p, err := k.pod(ctx, user)
 			if err != nil {
@@ -80,7 +105,11 @@ func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(b
 				return backend.Server{}, fmt.Errorf("the server did not start: pod %s is gone (deleted by someone else?)", PodName(user))
 			}
 			pod = p
-			check.Reset(progressTick)
+			if changes != nil {
+				check.Reset(watchedTick)
+			} else {
+				check.Reset(progressTick)
+			}
 			if time.Now().After(nextNote) {
 				progress(backend.Event{Message: fmt.Sprintf("waiting for the server (%s, pod %s)", time.Since(began).Round(time.Second), phase(pod))})
 				nextNote = time.Now().Add(10 * time.Second)
@@ -93,7 +122,14 @@ func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(b
 			continue
 		}
 
-		k.reportEvents(ctx, pod, seen, progress)
+		if pod.UID != "" && pod.UID != eventsOf {
+			eventsOf = pod.UID
+			stopEvents()
+			events, stopEvents = k.watchEvents(ctx, pod.UID)
+		}
+		if events == nil {
+			k.reportEvents(ctx, pod, seen, progress)
+		}
 		if msg := k.stuck(ctx, pod, time.Since(began)); msg != "" {
 			return backend.Server{}, fmt.Errorf("the server did not start: %s", msg)
 		}
@@ -111,6 +147,18 @@ func (k *Kubernetes) waitReady(ctx context.Context, user string, progress func(b
 			}
 		}
 	}
+}
+
+// watchEvents watches the events of the object with uid, from the ones
+// already there; with no watch (a Role without watch on events) it
+// returns a nil channel, and the caller lists them.
+func (k *Kubernetes) watchEvents(ctx context.Context, uid types.UID) (<-chan watch.Event, func()) {
+	w, err := k.cs.CoreV1().Events(k.ns).Watch(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(uid)})
+	if err != nil {
+		k.log.Debug("watch the pod's events; listing them instead", "err", err)
+		return nil, func() {}
+	}
+	return w.ResultChan(), w.Stop
 }
 
 // agentReady asks the agent behind healthURL (…/healthz) whether Jupyter
@@ -152,14 +200,19 @@ func (k *Kubernetes) reportEvents(ctx context.Context, pod *corev1.Pod, seen map
 		return
 	}
 	sort.Slice(evs.Items, func(i, j int) bool { return evTime(&evs.Items[i]).Before(evTime(&evs.Items[j])) })
-	for _, e := range evs.Items {
-		key := string(e.UID) + "/" + strconv.Itoa(int(e.Count))
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		progress(backend.Event{Message: fmt.Sprintf("%s: %s", e.Reason, e.Message)})
+	for i := range evs.Items {
+		reportEvent(&evs.Items[i], seen, progress)
 	}
+}
+
+// reportEvent passes e on unless seen (each event once per count).
+func reportEvent(e *corev1.Event, seen map[string]bool, progress func(backend.Event)) {
+	key := string(e.UID) + "/" + strconv.Itoa(int(e.Count))
+	if seen[key] {
+		return
+	}
+	seen[key] = true
+	progress(backend.Event{Message: fmt.Sprintf("%s: %s", e.Reason, e.Message)})
 }
 
 func evTime(e *corev1.Event) time.Time {
