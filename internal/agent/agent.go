@@ -288,7 +288,7 @@ func (a *Agent) listeners() (front, health net.Listener, err error) {
 func (a *Agent) pollReady(ctx context.Context, j *jupyter) {
 	client := &http.Client{Transport: j.transport(), Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
-	interval := 10 * time.Millisecond // up waits on this: poll hard until ready
+	interval := 5 * time.Millisecond // up waits on this: poll hard until ready (a refused connect costs microseconds)
 	reniced := false
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://jupyter/api/status", nil)

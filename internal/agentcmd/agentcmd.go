@@ -3,8 +3,7 @@
 // run, so that a container or pod can hold this binary under the name
 // spinbook:
 //
-//	agent [--spec FILE | --spec-env VAR | --spec-fd N] [--host NAME]... [--wait-spec D] [--debug]
-//	agent receive-spec --to FILE [--control-token-file FILE]
+//	agent [--spec FILE | --spec-env VAR | --spec-fd N | --spec-stdin D [--control-token-file FILE]] [--host NAME]... [--debug]
 //	agent read-control-token --file FILE
 //	agent stage --bin-dir DIR --spec-from FILE --spec-to FILE --owner UID:GID [--workspace DIR]
 //	aws delete-own-stack --stack NAME --region REGION [--wait D]
@@ -90,8 +89,7 @@ const usage = `spinbook-agent runs inside a server; backends start it, people do
 
 Commands:
   agent [--spec FILE] ...        run the agent of one server
-  agent receive-spec --to FILE   write the spec read from stdin (container backends)
-  agent read-control-token       print the control token kept by receive-spec
+  agent read-control-token       print the control token kept by agent --control-token-file
   agent stage ...                prepare a kubernetes pod (init container)
   aws delete-own-stack ...       delete this server's own stack after an idle stop
   models put|get|ls|rm ...       the model store, as the command line's (kernels, terminals)
@@ -109,8 +107,6 @@ func dispatch(ctx context.Context, args []string, s stdio) error {
 	case "agent":
 		if len(args) > 1 {
 			switch args[1] {
-			case "receive-spec":
-				return receiveSpec(args[2:], s)
 			case "read-control-token":
 				return readControlToken(args[2:], s)
 			case "stage":

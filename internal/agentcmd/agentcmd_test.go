@@ -2,13 +2,11 @@ package agentcmd
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/gitwork"
 )
 
@@ -31,12 +29,12 @@ func TestCommandLine(t *testing.T) {
 		stderr string
 	}{
 		{"version", []string{"version"}, exitOK, "spinbook-agent ", ""},
-		{"help", []string{"help"}, exitOK, "agent receive-spec", ""},
+		{"help", []string{"help"}, exitOK, "agent read-control-token", ""},
 		{"unknown command", []string{"up"}, exitUsage, "", "this is the agent binary"},
 		{"no spec", []string{"agent"}, exitUsage, "", "pass --spec FILE or set SPINBOOK_AGENT_SPEC"},
 		{"unknown flag", []string{"agent", "--nope"}, exitUsage, "", "flag provided but not defined"},
-		{"stray argument", []string{"agent", "receive-spec", "--to", "x", "extra"}, exitUsage, "", `unexpected argument "extra"`},
-		{"receive-spec without --to", []string{"agent", "receive-spec"}, exitUsage, "", "--to FILE is required"},
+		{"stray argument", []string{"agent", "read-control-token", "--file", "x", "extra"}, exitUsage, "", `unexpected argument "extra"`},
+		{"spec-stdin, stdin closed with nothing", []string{"agent", "--spec-stdin", "1m"}, exitFailure, "", "stdin closed with no spec"},
 		{"stage with a bad owner", []string{"agent", "stage", "--owner", "root"}, exitUsage, "", "want UID:GID"},
 		{"git-credential without an operation", []string{"git-credential"}, exitUsage, "", "want one of get, store, erase"},
 		{"git-credential outside a server", []string{"git-credential", "get"}, exitFailure, "", "run git inside a spinbook server"},
@@ -55,30 +53,18 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
-// TestReceiveSpec: the spec arrives on stdin and is written 0600; the
-// control token is kept apart, and read back by read-control-token.
-func TestReceiveSpec(t *testing.T) {
-	dir := t.TempDir()
-	spec := backend.AgentSpec{User: "alice", Workspace: dir, ControlToken: "CANARY-control-token"}
-	data, _ := json.Marshal(spec)
-	to, tokenFile := filepath.Join(dir, "spec.json"), filepath.Join(dir, "token")
-	if code, _, stderr := run(t, string(data), "agent", "receive-spec", "--to", to, "--control-token-file", tokenFile); code != 0 {
-		t.Fatalf("receive-spec exited %d: %s", code, stderr)
+// TestControlTokenKept: the control token of a spec read from stdin is
+// kept 0600 and read back by read-control-token, as down and save do.
+func TestControlTokenKept(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := keepControlToken(tokenFile, "CANARY-control-token"); err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range []string{to, tokenFile} {
-		if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o600 {
-			t.Errorf("%s: %v, %v; want mode 0600", f, st, err)
-		}
-	}
-	got, err := backend.ReadAgentSpec(to)
-	if err != nil || got.User != "alice" {
-		t.Errorf("the written spec reads back as %+v, %v", got, err)
+	if st, err := os.Stat(tokenFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, %v; want mode 0600", tokenFile, st, err)
 	}
 	code, stdout, _ := run(t, "", "agent", "read-control-token", "--file", tokenFile)
 	if code != 0 || stdout != "CANARY-control-token" {
 		t.Errorf("read-control-token = %d, %q", code, stdout)
-	}
-	if code, _, stderr := run(t, "not json", "agent", "receive-spec", "--to", filepath.Join(dir, "other.json")); code != exitFailure || strings.Contains(stderr, "not json") && !strings.Contains(stderr, "decode agent spec") {
-		t.Errorf("a spec that is not JSON: exit %d, %q", code, stderr)
 	}
 }

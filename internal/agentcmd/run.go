@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"time"
 
 	"github.com/spinbook/spinbook/internal/agent"
 	"github.com/spinbook/spinbook/internal/backend"
@@ -30,7 +29,9 @@ func runAgent(ctx context.Context, args []string, s stdio) error {
 	asInit := fs.Bool("init", false, "be PID 1: run the agent as a child with --spec-fd, forward signals, reap orphans")
 	var hosts stringList
 	fs.Var(&hosts, "host", "one more name the front door answers to, known only where the server runs (aws: the load balancer's); repeatable")
-	waitSpec := fs.Duration("wait-spec", 0, "wait this long for the spec file to appear (container backends hand it over after start)")
+	specStdin := fs.Duration("spec-stdin", 0, "read the spec from stdin, waiting at most this long (docker: the backend writes it through the Engine's attach)")
+	tokenFile := fs.String("control-token-file", "", "with --spec-stdin: keep the spec's control token in this file (0600), for `agent read-control-token`")
+	asUser := fs.String("user", "", "started as root: give the workspace (and a missing home) to this user (the image's USER: name or uid, [:group]) and become it before anything runs (docker)")
 	debug := fs.Bool("debug", false, "log at debug level")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -56,7 +57,7 @@ func runAgent(ctx context.Context, args []string, s stdio) error {
 	case *asInit:
 		return exitCode(runInit(s, *specFD, hosts, *debug))
 	}
-	if *specPath == "" && *specFD < 0 {
+	if *specPath == "" && *specFD < 0 && *specStdin <= 0 {
 		return usagef("agent: no spec: pass --spec FILE or set SPINBOOK_AGENT_SPEC")
 	}
 	level := slog.LevelInfo
@@ -64,16 +65,22 @@ func runAgent(ctx context.Context, args []string, s stdio) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: level}))
-	var err error
-	if *waitSpec > 0 && *specFD < 0 {
-		if err = waitForSpec(ctx, *specPath, *waitSpec); err != nil {
-			return err
-		}
-	}
-	var spec backend.AgentSpec
-	if *specFD >= 0 {
+	var (
+		spec backend.AgentSpec
+		err  error
+	)
+	switch {
+	case *specFD >= 0:
 		spec, err = backend.AgentSpecFromFD(*specFD)
-	} else {
+	case *specStdin > 0:
+		spec, err = backend.AgentSpecFromStdin(ctx, s.stdin, *specStdin)
+		if err == nil && *asUser != "" {
+			err = becomeImageUser(*asUser, spec.CredentialsDir, spec.Workspace)
+		}
+		if err == nil && *tokenFile != "" && spec.ControlToken != "" {
+			err = keepControlToken(*tokenFile, spec.ControlToken)
+		}
+	default:
 		spec, err = backend.ReadAgentSpec(*specPath)
 	}
 	if err != nil {
@@ -136,30 +143,4 @@ func hostArgs(hosts []string) []string {
 		args = append(args, "--host", h)
 	}
 	return args
-}
-
-// waitForSpec waits up to d for the agent spec at path to appear. A
-// container backend starts the agent first and hands it the spec
-// afterwards (see `agent receive-spec`), because the spec goes to a tmpfs
-// that exists only once the container runs. The file appears by rename,
-// so it is whole when it is there.
-func waitForSpec(ctx context.Context, path string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		_, err := os.Stat(path)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("wait for agent spec: %w", err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("wait for agent spec: %s did not arrive within %s", path, d)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for agent spec: %w", context.Cause(ctx))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

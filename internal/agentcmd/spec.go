@@ -1,7 +1,6 @@
 package agentcmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,37 +10,16 @@ import (
 	"syscall"
 
 	"github.com/spinbook/spinbook/internal/atomicfile"
-	"github.com/spinbook/spinbook/internal/backend"
 )
 
-// receiveSpec is what a container backend execs inside a started
-// container to hand the waiting agent its spec: the spec arrives on stdin
-// (never argv or Env) and is written 0600, as the container's user, into
-// the container's tmpfs.
-func receiveSpec(args []string, s stdio) error {
-	fs := flags("receive-spec", s)
-	to := fs.String("to", "", "where to write the spec")
-	tokenTo := fs.String("control-token-file", "", "also keep the spec's control token in this file (0600), for `agent read-control-token`")
-	if err := parse(fs, args); err != nil {
-		return err
+// keepControlToken keeps the control token of a spec read from stdin in
+// file (0600, in the container's tmpfs), for `agent read-control-token`:
+// the command line needs it for save and down.
+func keepControlToken(file, token string) error {
+	if err := atomicfile.Write(file, []byte(token), 0o600); err != nil {
+		return fmt.Errorf("keep the control token: %w", err)
 	}
-	if *to == "" {
-		return usagef("receive-spec: --to FILE is required")
-	}
-	data, err := io.ReadAll(io.LimitReader(s.stdin, 4<<20))
-	if err != nil {
-		return fmt.Errorf("read agent spec: %w", err)
-	}
-	var spec backend.AgentSpec
-	if err := json.Unmarshal(data, &spec); err != nil {
-		return fmt.Errorf("decode agent spec from stdin: %w", err)
-	}
-	if *tokenTo != "" && spec.ControlToken != "" {
-		if err := atomicfile.Write(*tokenTo, []byte(spec.ControlToken), 0o600); err != nil {
-			return fmt.Errorf("write control token: %w", err)
-		}
-	}
-	return backend.WriteAgentSpec(*to, spec)
+	return nil
 }
 
 // readControlToken is what a container backend execs to read back the
@@ -49,7 +27,7 @@ func receiveSpec(args []string, s stdio) error {
 // and down), which lives only in the container's tmpfs.
 func readControlToken(args []string, s stdio) error {
 	fs := flags("read-control-token", s)
-	file := fs.String("file", "", "the file receive-spec wrote")
+	file := fs.String("file", "", "the file agent --control-token-file wrote")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/spinbook/spinbook/internal/secret"
 )
 
 // A Backend runs notebook servers on one kind of infrastructure.
@@ -99,6 +101,42 @@ type Spec struct {
 	// `up --size`); "" is no limits. Backends that cannot honour sizes
 	// ignore it.
 	Size string
+	// passwordHash yields Agent.PasswordHash when HashPasswordLater set it.
+	passwordHash func() (string, error)
+}
+
+// HashPasswordLater starts hashing password (argon2id: a fifth of a second
+// and 64 MiB) in the background, so that the backend's first steps do not
+// wait for it; AgentSpec returns the spec with the hash.
+func (s *Spec) HashPasswordLater(password string) {
+	var (
+		hash string
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		hash, err = secret.HashPassword(password)
+	}()
+	s.passwordHash = func() (string, error) {
+		<-done
+		return hash, err
+	}
+}
+
+// AgentSpec is Agent with its password hash, waiting for one that
+// HashPasswordLater is still computing. Backends take the agent's spec
+// from here, as late as they can.
+func (s Spec) AgentSpec() (AgentSpec, error) {
+	as := s.Agent
+	if s.passwordHash != nil {
+		hash, err := s.passwordHash()
+		if err != nil {
+			return AgentSpec{}, err
+		}
+		as.PasswordHash = hash
+	}
+	return as, nil
 }
 
 // State is where a server is in its life.

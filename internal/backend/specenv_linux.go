@@ -1,11 +1,14 @@
 package backend
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -81,6 +84,45 @@ func AgentSpecFromFD(fd int) (AgentSpec, error) {
 	}
 	return decodeSpec(data, source)
 }
+
+// AgentSpecFromStdin reads the spec a container backend writes to the
+// agent's stdin (docker: through the Engine's attach, before anything
+// else runs in the container) until its end, waiting at most wait, and
+// makes the process non-dumpable first, as AgentSpecFromFD does: what it
+// holds never reaches a file.
+func AgentSpecFromStdin(ctx context.Context, stdin io.Reader, wait time.Duration) (AgentSpec, error) {
+	if err := hideEnviron(); err != nil {
+		return AgentSpec{}, fmt.Errorf("agent spec: %w", err)
+	}
+	type read struct {
+		data []byte
+		err  error
+	}
+	got := make(chan read, 1)
+	go func() {
+		data, err := io.ReadAll(io.LimitReader(stdin, maxStdinSpec+1))
+		got <- read{data, err}
+	}()
+	select {
+	case r := <-got:
+		switch {
+		case r.err != nil:
+			return AgentSpec{}, fmt.Errorf("agent spec: read stdin: %w", r.err)
+		case len(r.data) == 0:
+			return AgentSpec{}, errors.New("agent spec: stdin closed with no spec (the spinbook command that started this server stopped before handing it over; run up again)")
+		case len(r.data) > maxStdinSpec:
+			return AgentSpec{}, fmt.Errorf("agent spec: more than %d bytes on stdin", maxStdinSpec)
+		}
+		return decodeSpec(r.data, "stdin")
+	case <-time.After(wait):
+		return AgentSpec{}, fmt.Errorf("agent spec: none arrived on stdin within %s (run up again)", wait)
+	case <-ctx.Done():
+		return AgentSpec{}, fmt.Errorf("agent spec: %w", context.Cause(ctx))
+	}
+}
+
+// maxStdinSpec bounds a spec read from stdin.
+const maxStdinSpec = 4 << 20
 
 // hideEnviron makes the process non-dumpable: /proc/PID/mem, /proc/PID/fd
 // and /proc/PID/environ become root's, out of reach of the kernels that

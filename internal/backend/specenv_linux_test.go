@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -111,4 +113,51 @@ func TestSpecHandoverErrors(t *testing.T) {
 	if _, err := AgentSpecFromFD(fd); err == nil || !strings.Contains(err.Error(), "user and workspace are required") {
 		t.Errorf("AgentSpecFromFD of a spec without a workspace: %v", err)
 	}
+}
+
+// TestAgentSpecFromStdin: the docker backend's hand-over. A whole spec is
+// read to the end of stdin; a stdin closed with nothing, one that is not a
+// spec, one over the bound and one that never ends are errors that say
+// what happened, and none quotes what it read.
+func TestAgentSpecFromStdin(t *testing.T) {
+	good, _ := json.Marshal(AgentSpec{User: "alice", Workspace: "/home/jovyan/work", ControlToken: testSpecToken})
+	got, err := AgentSpecFromStdin(t.Context(), bytes.NewReader(good), time.Minute)
+	if err != nil || got.User != "alice" || got.ControlToken != testSpecToken {
+		t.Fatalf("AgentSpecFromStdin = %+v, %v", got, err)
+	}
+	if d, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil || d != 0 {
+		t.Errorf("PR_GET_DUMPABLE after reading the spec = %d, %v; want 0 (not dumpable)", d, err)
+	}
+	tests := []struct {
+		name  string
+		stdin io.Reader
+		want  string
+	}{
+		{"empty", strings.NewReader(""), "stdin closed with no spec"},
+		{"not json", strings.NewReader(`canary-` + testSpecToken), "decode agent spec from stdin"},
+		{"no workspace", strings.NewReader(`{"user": "alice"}`), "user and workspace are required"},
+		{"too large", io.LimitReader(neverEnding('x'), maxStdinSpec+10), "more than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := AgentSpecFromStdin(t.Context(), tt.stdin, time.Minute)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), testSpecToken) {
+				t.Errorf("err = %v, want one with %q and without the input", err, tt.want)
+			}
+		})
+	}
+	r, w := io.Pipe() // a writer that never closes
+	defer w.Close()
+	if _, err := AgentSpecFromStdin(t.Context(), r, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "none arrived on stdin within 50ms") {
+		t.Errorf("a stdin that never ends: %v", err)
+	}
+}
+
+type neverEnding byte
+
+func (b neverEnding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }

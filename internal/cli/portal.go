@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,7 +29,8 @@ import (
 // portalConfig is the portal's config: the config file's, or, when the
 // environment has it (the portal's ECS task on aws, which cannot mount a
 // file), the YAML text in $SPINBOOK_CONFIG_YAML; $SPINBOOK_PORTAL_LISTEN
-// and $SPINBOOK_PORTAL_URL then stand over portal.listen and portal.url.
+// and $SPINBOOK_PORTAL_URL then stand over portal.listen and portal.url,
+// $SPINBOOK_PORTAL_TRUSTED_PROXIES over portal.trusted_proxies.
 func portalConfig(e *env, getenv func(string) string) (*config.Config, error) {
 	var cfg *config.Config
 	var err error
@@ -50,6 +52,24 @@ func portalConfig(e *env, getenv func(string) string) (*config.Config, error) {
 			return nil, usagef("$%s: %q is not an http(s) URL (example: https://notebooks.example.com)", aws.PortalURLEnv, v)
 		}
 		cfg.Portal.URL = v
+	}
+	if v := getenv(aws.PortalTrustedProxiesEnv); v != "" {
+		cfg.Portal.TrustedProxies, cfg.Portal.TrustedPrefixes = []string{}, []netip.Prefix{}
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil {
+					return nil, usagef("$%s: %q is not a CIDR or an IP address (example: 10.0.0.0/16)", aws.PortalTrustedProxiesEnv, s)
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			cfg.Portal.TrustedProxies = append(cfg.Portal.TrustedProxies, s)
+			cfg.Portal.TrustedPrefixes = append(cfg.Portal.TrustedPrefixes, p.Masked())
+		}
 	}
 	return cfg, nil
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"github.com/spinbook/spinbook/internal/backend/aws"
 	"os"
 	"path/filepath"
@@ -47,12 +48,16 @@ func TestPortalConfigFromEnvironment(t *testing.T) {
 	yaml := "backend: local\nportal: {listen: 127.0.0.1:9999, url: http://127.0.0.1:9999}\n"
 	cfg, err := portalConfig(e, getenv(map[string]string{
 		aws.PortalConfigEnv: yaml, aws.PortalListenEnv: "0.0.0.0:8700", aws.PortalURLEnv: "https://notebooks.example.com",
+		aws.PortalTrustedProxiesEnv: "10.0.0.0/16, 192.0.2.7",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if listen, url := portalAddress(cfg); listen != "0.0.0.0:8700" || url != "https://notebooks.example.com" {
 		t.Errorf("portal address = %s %s, want the environment's", listen, url)
+	}
+	if got := fmt.Sprint(cfg.Portal.TrustedPrefixes); got != "[10.0.0.0/16 192.0.2.7/32]" {
+		t.Errorf("trusted proxies = %s, want the environment's", got)
 	}
 	cfg, err = portalConfig(e, getenv(map[string]string{aws.PortalConfigEnv: yaml}))
 	if err != nil {
@@ -65,6 +70,7 @@ func TestPortalConfigFromEnvironment(t *testing.T) {
 		"bad yaml":   {aws.PortalConfigEnv: "backend: [\n"},
 		"bad listen": {aws.PortalConfigEnv: yaml, aws.PortalListenEnv: "8700"},
 		"bad url":    {aws.PortalConfigEnv: yaml, aws.PortalURLEnv: "notebooks.example.com"},
+		"bad proxy":  {aws.PortalConfigEnv: yaml, aws.PortalTrustedProxiesEnv: "10.0.0.0/16,alb.internal"},
 	} {
 		if _, err := portalConfig(e, getenv(m)); err == nil {
 			t.Errorf("%s: no error", name)

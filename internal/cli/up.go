@@ -12,7 +12,6 @@ import (
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/config"
 	"github.com/spinbook/spinbook/internal/portal/client"
-	"github.com/spinbook/spinbook/internal/secret"
 	"github.com/spinbook/spinbook/internal/ui"
 )
 
@@ -135,14 +134,12 @@ func startServer(ctx context.Context, cfg *config.Config, be backend.Backend, o 
 	if srv, err := be.Status(ctx, o.User); err == nil && srv.State == backend.Running && srv.Ready && srv.AccessDigest == digest {
 		return startResult{Server: srv, WasReady: true}, nil
 	}
+	spec := backend.Spec{User: o.User, Agent: agentSpec, Size: o.Size, AccessDigest: digest, KeepFailed: o.KeepFailed}
 	password := ""
 	if agentSpec.PasswordHash == "" {
 		password = generatePassword()
-		if agentSpec.PasswordHash, err = secret.HashPassword(password); err != nil {
-			return startResult{}, err
-		}
+		spec.HashPasswordLater(password) // while the backend's first steps run
 	}
-	spec := backend.Spec{User: o.User, Agent: agentSpec, Size: o.Size, AccessDigest: digest, KeepFailed: o.KeepFailed}
 	progress(backend.Event{Message: fmt.Sprintf("bringing up %s's server (%s backend)", o.User, be.Name())})
 	srv, err := be.Up(ctx, spec, progress)
 	if err != nil {

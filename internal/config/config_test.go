@@ -578,3 +578,23 @@ func TestFind(t *testing.T) {
 		}
 	})
 }
+
+// portal.trusted_proxies is parsed like access.trusted_proxies, and a bad
+// entry names its key.
+func TestPortalTrustedProxies(t *testing.T) {
+	hermetic(t)
+	c := Default()
+	c.Portal.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}
+	if diff := cmp.Diff(want, c.Portal.TrustedPrefixes, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("TrustedPrefixes (-want +got):\n%s", diff)
+	}
+	c = Default()
+	c.Portal.TrustedProxies = []string{"proxy.example.com"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "portal.trusted_proxies[0]") {
+		t.Errorf("Validate() with a host name = %v, want a portal.trusted_proxies[0] problem", err)
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"net/url"
 	"slices"
 
@@ -23,9 +24,17 @@ type Portal struct {
 	// Users are people who sign in with a password (teams without an
 	// identity provider), by user name.
 	Users map[string]PortalUser `yaml:"users"`
+	// TrustedProxies lists the peers, as CIDRs or IP addresses, whose
+	// X-Forwarded-For the portal believes for its sign-in limits, audit and
+	// log: the load balancer or ingress in front of it. Unset, it is
+	// access.trusted_proxies (the same proxies usually front the servers);
+	// [] believes no one.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	// ParsedURL is URL parsed; filled by Validate when URL is set.
 	ParsedURL *url.URL `yaml:"-"`
+	// TrustedPrefixes is TrustedProxies parsed; filled by Validate.
+	TrustedPrefixes []netip.Prefix `yaml:"-"`
 }
 
 // OIDC is an OpenID Connect identity provider.
@@ -67,6 +76,7 @@ const DefaultPortalListen = "127.0.0.1:8700"
 
 func (v *validation) portal() {
 	p := &v.c.Portal
+	p.TrustedPrefixes = v.prefixes("portal.trusted_proxies", p.TrustedProxies)
 	if p.Listen != "" && !isAddrPort(p.Listen) {
 		v.problemf("portal.listen", "%q is not HOST:PORT, such as 0.0.0.0:8700", p.Listen)
 	}

@@ -30,7 +30,7 @@ func (p *Portal) api(h func(http.ResponseWriter, *http.Request, who)) http.Handl
 			apiError(w, http.StatusUnauthorized, "no API token: send \"Authorization: Bearer sbp_...\", a token made on the portal's Tokens page (or run `spinbook login PORTAL_URL`)")
 			return
 		}
-		client := clientIP(r)
+		client := p.clientIP(r)
 		user, ok, err := p.store.tokenUser(r.Context(), tok, p.now())
 		if err != nil {
 			p.log.Error("api token", "err", err)

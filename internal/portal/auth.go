@@ -78,7 +78,7 @@ func (p *Portal) page(h func(http.ResponseWriter, *http.Request, who)) http.Hand
 func (p *Portal) change(h func(http.ResponseWriter, *http.Request, who)) http.HandlerFunc {
 	return p.page(func(w http.ResponseWriter, r *http.Request, id who) {
 		if err := p.csrf.Check(r); err != nil {
-			p.log.Warn("cross-site request refused", "client", clientIP(r), "path", r.URL.Path)
+			p.log.Warn("cross-site request refused", "client", p.clientIP(r), "path", r.URL.Path)
 			p.message(w, http.StatusForbidden, "Cross-site request refused", "This request came from another site.", "Use the portal's own pages.")
 			return
 		}
@@ -88,7 +88,7 @@ func (p *Portal) change(h func(http.ResponseWriter, *http.Request, who)) http.Ha
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(id.Session.CSRF)) != 1 {
-			p.log.Warn("csrf token missing or wrong", "client", clientIP(r), "path", r.URL.Path, "user", id.User)
+			p.log.Warn("csrf token missing or wrong", "client", p.clientIP(r), "path", r.URL.Path, "user", id.User)
 			p.message(w, http.StatusForbidden, "Form expired", "This form is from an old or foreign page.", "Reload the page and try again.")
 			return
 		}
@@ -149,7 +149,7 @@ func (p *Portal) passwordLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := strings.TrimSpace(r.PostForm.Get("user"))
-	client := clientIP(r)
+	client := p.clientIP(r)
 	if ok, wait := p.limiter.allow(client, p.now()); !ok {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))

@@ -110,7 +110,7 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie(oidcCookie)
 	http.SetCookie(w, &http.Cookie{Name: oidcCookie, Value: "", Path: "/oidc/", MaxAge: -1, Secure: p.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	if err != nil || state == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
-		p.log.Warn("oidc callback without this browser's state", "client", clientIP(r))
+		p.log.Warn("oidc callback without this browser's state", "client", p.clientIP(r))
 		p.message(w, http.StatusBadRequest, "Sign-in expired", "This sign-in was not started in this browser, or was used already.", "Start again from the sign-in page.")
 		return
 	}
@@ -123,7 +123,7 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		p.log.Warn("oidc provider refused", "client", clientIP(r), "error", truncate(e, 64))
+		p.log.Warn("oidc provider refused", "client", p.clientIP(r), "error", truncate(e, 64))
 		p.message(w, http.StatusUnauthorized, "Not signed in", "The identity provider did not sign you in ("+truncate(e, 64)+").", "Start again from the sign-in page.")
 		return
 	}
@@ -131,12 +131,12 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var refused *refusal
 		if errors.As(err, &refused) {
-			p.log.Warn("oidc sign-in refused", "client", clientIP(r), "why", refused.Log)
+			p.log.Warn("oidc sign-in refused", "client", p.clientIP(r), "why", refused.Log)
 			p.record(r, who{User: "-"}, "sign in", validOr(refused.User), "refused: "+refused.Log)
 			p.message(w, http.StatusForbidden, "Not allowed in", refused.Page, "Ask the portal's admin.")
 			return
 		}
-		p.log.Error("oidc sign-in", "client", clientIP(r), "err", err)
+		p.log.Error("oidc sign-in", "client", p.clientIP(r), "err", err)
 		p.message(w, http.StatusBadGateway, "Sign-in failed", "The portal could not complete the sign-in with the identity provider.", "Try again; if it persists, the portal's log says why.")
 		return
 	}

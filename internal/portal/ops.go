@@ -74,7 +74,7 @@ func (p *Portal) begin(r *http.Request, by who, user, action string, run func(ct
 	p.ops[user] = o
 	p.opsMu.Unlock()
 
-	client := clientIP(r)
+	client := p.clientIP(r)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), operationTimeout)
 	go func() {
 		defer cancel()
@@ -113,7 +113,7 @@ func (o *operation) wait(ctx context.Context) (json.RawMessage, error, bool) {
 
 // record writes an action of a request to the audit log.
 func (p *Portal) record(r *http.Request, by who, action, target, result string) {
-	p.audit(r.Context(), by, action, target, result, clientIP(r))
+	p.audit(r.Context(), by, action, target, result, p.clientIP(r))
 }
 
 func (p *Portal) audit(ctx context.Context, by who, action, target, result, client string) {

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -88,8 +89,9 @@ type Portal struct {
 	oidc    *OIDC
 
 	hosts      map[string]struct{}
-	secure     bool   // https URL: Secure, __Host- cookies
-	cookieName string // the session cookie
+	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
+	secure     bool           // https URL: Secure, __Host- cookies
+	cookieName string         // the session cookie
 	users      map[string]config.PortalUser
 	dummyHash  string        // checked for unknown users, so they take as long
 	limiter    *limiter      // sign-in failures
@@ -124,6 +126,10 @@ func New(ctx context.Context, opts Options) (*Portal, error) {
 		checking:   make(chan struct{}, 2),
 		csrf:       http.NewCrossOriginProtection(),
 		ops:        make(map[string]*operation),
+		trusted:    opts.Config.Portal.TrustedPrefixes,
+	}
+	if opts.Config.Portal.TrustedProxies == nil {
+		p.trusted = opts.Config.Access.TrustedPrefixes
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -209,7 +215,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", pagePolicy(""))
 	if !gateway.HostAllowed(r.Host, p.hosts) {
-		p.log.Warn("foreign host refused", "client", clientIP(r), "host", r.Host, "path", r.URL.Path)
+		p.log.Warn("foreign host refused", "client", p.clientIP(r), "host", r.Host, "path", r.URL.Path)
 		sw.Header().Set("Connection", "close")
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			apiError(sw, http.StatusMisdirectedRequest, "this portal does not answer to the host "+r.Host+": use the address in portal.url")
@@ -219,7 +225,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		p.mux.ServeHTTP(sw, r)
 	}
-	p.log.Info("request", "client", clientIP(r), "method", r.Method, "path", r.URL.Path, "status", sw.status(), "ms", p.now().Sub(start).Milliseconds())
+	p.log.Info("request", "client", p.clientIP(r), "method", r.Method, "path", r.URL.Path, "status", sw.status(), "ms", p.now().Sub(start).Milliseconds())
 }
 
 // pagePolicy is the Content-Security-Policy of the portal's pages: its own
@@ -233,14 +239,15 @@ func pagePolicy(formTarget string) string {
 // storePath is the portal's database in its state dir.
 func storePath(stateDir string) string { return stateDir + "/portal.db" }
 
-// clientIP is the socket peer's address: the portal believes no forwarding
-// header.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientIP is the client's address: the socket peer's, or, when the peer
+// is a trusted proxy (portal.trusted_proxies), what its X-Forwarded-For
+// says as far as trusted proxies wrote it (gateway.ParseForwardedFor).
+func (p *Portal) clientIP(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	return gateway.ParseForwardedFor(peer.Addr(), r.Header["X-Forwarded-For"], p.trusted).String()
 }
 
 // statusWriter remembers the status code written.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -172,6 +173,66 @@ func TestSignInRateLimit(t *testing.T) {
 	r.RemoteAddr = "192.0.2.99:1234"
 	if resp := tp.do(r); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("another address: %d, want 303", resp.StatusCode)
+	}
+}
+
+// Behind a trusted proxy the limit holds each client, by the proxy's
+// X-Forwarded-For, not the proxy itself; a peer that is not a trusted proxy
+// cannot choose its address with the header; and unset,
+// portal.trusted_proxies is access.trusted_proxies.
+func TestSignInRateLimitBehindAProxy(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		mod  func(*config.Config)
+	}{
+		{"portal.trusted_proxies", func(c *config.Config) {
+			c.Portal.TrustedProxies = []string{"10.0.0.0/8"}
+			c.Portal.TrustedPrefixes = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		}},
+		{"access.trusted_proxies", func(c *config.Config) {
+			c.Access.TrustedProxies = []string{"10.0.0.0/8"}
+			c.Access.TrustedPrefixes = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tp := newTestPortal(t, tt.mod)
+			login := func(peer, forwarded, password string) int {
+				r := formPost("/login", url.Values{"user": {"alice"}, "password": {password}})
+				r.RemoteAddr = peer
+				if forwarded != "" {
+					r.Header.Set("X-Forwarded-For", forwarded)
+				}
+				return tp.do(r).StatusCode
+			}
+			got := 0
+			for i := 0; i < 10 && got != http.StatusTooManyRequests; i++ {
+				got = login("10.1.2.3:5000", "198.51.100.7", "wrong")
+			}
+			if got != http.StatusTooManyRequests {
+				t.Fatalf("10 wrong passwords from one client behind the proxy were never limited (last %d)", got)
+			}
+			if got := login("10.1.2.3:5000", "198.51.100.8", alicePassword); got != http.StatusSeeOther {
+				t.Errorf("another client through the same proxy: %d, want 303", got)
+			}
+			// Not a trusted proxy: its header is no way around the limit.
+			for i := 0; i < 10 && got != http.StatusTooManyRequests; i++ {
+				got = login("192.0.2.50:5000", fmt.Sprintf("203.0.113.%d", i), "wrong")
+			}
+			if got != http.StatusTooManyRequests {
+				t.Errorf("an untrusted peer escaped the limit by changing X-Forwarded-For (last %d)", got)
+			}
+		})
+	}
+	// [] believes no one, whatever access says.
+	tp := newTestPortal(t, func(c *config.Config) {
+		c.Access.TrustedPrefixes = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		c.Portal.TrustedProxies = []string{}
+	})
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.1.2.3:5000"
+	r.Header.Set("X-Forwarded-For", "198.51.100.7")
+	if got := tp.p.clientIP(r); got != "10.1.2.3" {
+		t.Errorf("clientIP with portal.trusted_proxies [] = %s, want the peer", got)
 	}
 }
 

@@ -100,7 +100,10 @@ func (a *AWS) upInstance(ctx context.Context, site *types.Stack, spec backend.Sp
 	if err != nil {
 		return backend.Server{}, err
 	}
-	as := a.agentSpec(spec, p)
+	as, err := a.agentSpec(spec, p)
+	if err != nil {
+		return backend.Server{}, err
+	}
 	digest := deployDigest(body, a.cfg.Image, bin.sum, spec.Size, as)
 	machine, err := machineDigest(tpl)
 	if err != nil {
@@ -209,8 +212,11 @@ func (a *AWS) upInstance(ctx context.Context, site *types.Stack, spec backend.Sp
 }
 
 // agentSpec fills in where things live in the container.
-func (a *AWS) agentSpec(spec backend.Spec, p InstanceParams) backend.AgentSpec {
-	as := spec.Agent
+func (a *AWS) agentSpec(spec backend.Spec, p InstanceParams) (backend.AgentSpec, error) {
+	as, err := spec.AgentSpec()
+	if err != nil {
+		return as, err
+	}
 	as.User = spec.User
 	as.Workspace = workspacePath
 	as.StateDir = runDir
@@ -246,7 +252,7 @@ func (a *AWS) agentSpec(spec backend.Spec, p InstanceParams) backend.AgentSpec {
 		// token (the command line always makes one) gets one here.
 		as.ControlToken = requestToken() + requestToken()
 	}
-	return as
+	return as, nil
 }
 
 // ReleaseCommand is what the agent of user's server runs after an idle

@@ -3,6 +3,7 @@ package aws
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	cfn "github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/cloudformation/ec2"
@@ -31,6 +32,10 @@ const (
 	PortalConfigEnv = "SPINBOOK_CONFIG_YAML"
 	PortalListenEnv = "SPINBOOK_PORTAL_LISTEN"
 	PortalURLEnv    = "SPINBOOK_PORTAL_URL"
+	// PortalTrustedProxiesEnv lists (comma-separated CIDRs) the load
+	// balancer's network, whose X-Forwarded-For the portal believes:
+	// portal.trusted_proxies, else the agents' (trustedProxies).
+	PortalTrustedProxiesEnv = "SPINBOOK_PORTAL_TRUSTED_PROXIES"
 	// portalRulePriority is the portal's rule on the shared listener:
 	// the last priority, which no user's rule takes (maxUserPriority).
 	portalRulePriority = maxRulePriority
@@ -127,6 +132,7 @@ func addPortal(t *cfn.Template, cfg *config.Config, vpc, privateSubnet, listener
 		Environment: []ecs.TaskDefinition_KeyValuePair{
 			{Name: cfn.String(PortalListenEnv), Value: cfn.String("0.0.0.0:" + strconv.Itoa(portalPort))},
 			{Name: cfn.String(PortalURLEnv), Value: cfn.String(url)},
+			{Name: cfn.String(PortalTrustedProxiesEnv), Value: cfn.String(strings.Join(portalTrustedProxies(cfg), ","))},
 		},
 		Secrets: []ecs.TaskDefinition_Secret{{
 			Name:      PortalConfigEnv,
@@ -258,4 +264,14 @@ func portalTaskRole(site string) *iam.Role {
 			),
 		}},
 	}
+}
+
+// portalTrustedProxies are the proxies the portal's task believes:
+// portal.trusted_proxies when set, else those the agents believe, a created
+// VPC's network included (the load balancer's addresses come from it).
+func portalTrustedProxies(cfg *config.Config) []string {
+	if cfg.Portal.TrustedProxies != nil {
+		return cfg.Portal.TrustedProxies
+	}
+	return trustedProxies(cfg)
 }

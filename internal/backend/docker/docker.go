@@ -1,20 +1,20 @@
 // Package docker runs each user's server as a container on a Docker Engine,
 // through the Engine API (the Engine $DOCKER_HOST names: unix, tcp or ssh;
-// else the local socket). Any Jupyter image serves: spinbook's static agent
-// is copied into the container and is its entrypoint, and Jupyter runs as
-// the image's own user. The Engine is the truth about what runs: everything
-// the backend creates carries the labels managed-by=spinbook and
-// spinbook.user=USER.
+// else the local socket). Any Jupyter image serves: spinbook's static agent,
+// from a read-only volume of its own (agent.go), is the container's
+// entrypoint, and Jupyter runs as the image's own user. The Engine is the
+// truth about what runs: everything the backend creates carries the label
+// managed-by=spinbook, servers and workspaces also spinbook.user=USER.
 //
 // How the spec reaches the agent: it holds the password hash and secrets,
 // so it never goes into the container's Env, Cmd or labels, nor onto a
-// disk. The container gets a tmpfs at /run/spinbook, which exists only once
-// the container runs, so the agent starts first and waits for the spec
-// (agent --wait-spec); the backend then execs `spinbook agent
-// receive-spec` in the container with the spec on stdin, which writes it
-// 0600 as the image's user into the tmpfs; the agent reads and deletes it.
-// An exec works the same against a remote Engine, unlike a copy into a
-// tmpfs (the Engine's archive API does not see tmpfs mounts).
+// disk. The container is created with a stdin that only its first attach
+// may write (OpenStdin, StdinOnce); the backend attaches to it before the
+// start, and once the agent runs (agent --spec-stdin) writes the spec and
+// closes it. The agent reads it to the end, keeps only the control token
+// (0600, in the container's tmpfs at /run/spinbook, for save and down),
+// and no later attach can write to that stdin. An attach works the same
+// against a remote Engine.
 package docker
 
 import (
@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,12 +36,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/cli/cli/connhelper"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
@@ -64,8 +68,7 @@ var (
 const (
 	agentDir   = "/spinbook"
 	agentPath  = agentDir + "/spinbook"
-	runDir     = "/run/spinbook" // a tmpfs: the spec, exit.json
-	specPath   = runDir + "/spec.json"
+	runDir     = "/run/spinbook"           // a tmpfs: exit.json, the control token
 	tokenPath  = runDir + "/control-token" // the control API's token, for save and down
 	frontPort  = 8888
 	healthPort = 8889
@@ -154,6 +157,16 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 		size = s
 	}
 
+	// The agent is checked and summed (agent.go) meanwhile.
+	type checked struct {
+		bin agentBinary
+		err error
+	}
+	agent := make(chan checked, 1)
+	go func() {
+		bin, err := d.checkAgent(ctx)
+		agent <- checked{bin, err}
+	}()
 	c, err := d.inspect(ctx, user)
 	if err != nil {
 		return backend.Server{}, err
@@ -172,7 +185,7 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 				return srv, nil
 			}
 			progress(backend.Event{Message: "server already starting; waiting for Jupyter"})
-			return d.waitReady(ctx, c.ID, progress)
+			return d.waitReady(ctx, c, progress)
 		}
 		if inFlight(c, time.Now()) {
 			return backend.Server{}, fmt.Errorf("container %s: another spinbook command is bringing it up; try again in a moment", ContainerName(user))
@@ -183,37 +196,39 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 		}
 	}
 
-	agentTar, err := d.agentArchive(ctx)
-	if err != nil {
-		return backend.Server{}, err
+	checkedAgent := <-agent
+	if checkedAgent.err != nil {
+		return backend.Server{}, checkedAgent.err
 	}
 	img, err := d.ensureImage(ctx, progress)
 	if err != nil {
 		return backend.Server{}, err
 	}
-	if err := d.ensureNetwork(ctx, progress); err != nil {
+	// The network, the workspace volume and the agent's volume do not
+	// depend on one another: asked for at once.
+	in := placeIn(img)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs = make([]error, 3)
+	)
+	say := func(ev backend.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress(ev)
+	}
+	wg.Go(func() { errs[0] = d.ensureNetwork(ctx, say) })
+	wg.Go(func() { errs[1] = d.ensureVolume(ctx, user) })
+	wg.Go(func() { in.AgentVolume, errs[2] = d.ensureAgentVolume(ctx, checkedAgent.bin, img.ID, say) })
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return backend.Server{}, err
 	}
-	if err := d.ensureVolume(ctx, user); err != nil {
-		return backend.Server{}, err
-	}
-
-	home := imageHome(img)
-	workspace := path.Join(home, "work")
-	id, err := d.create(ctx, spec, size, workspace)
+	id, err := d.create(ctx, spec, size, in)
 	if err != nil {
 		return backend.Server{}, err
 	}
-	imgUser := ""
-	if img.Config != nil {
-		imgUser = img.Config.User
-	}
-	err = d.ownWorkspace(ctx, id, imgUser, home, workspace)
-	var srv backend.Server
-	if err == nil {
-		d.restoreProbeCache(ctx, id, img.ID, home, cacheDir(home))
-		srv, err = d.start(ctx, id, spec, home, workspace, agentTar, progress)
-	}
+	srv, err := d.start(ctx, id, spec, img.ID, in, progress)
 	if err != nil {
 		// Leave no half-started container behind; the volume stays.
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -221,7 +236,6 @@ func (d *Docker) Up(ctx context.Context, spec backend.Spec, progress func(backen
 		d.remove(rmCtx, id)
 		return backend.Server{}, err
 	}
-	d.saveProbeCache(ctx, id, img.ID, cacheDir(home))
 	srv.Started = true
 	return srv, nil
 }
@@ -243,13 +257,15 @@ func inFlight(c *container.InspectResponse, now time.Time) bool {
 	return err == nil && now.Sub(created) < createdGrace
 }
 
-// cacheDir is the agent's cache directory in a container (see probecache.go).
+// cacheDir is the agent's cache directory in a container: what it learned
+// of Jupyter's options, which the backend carries to the next container of
+// the image (internal/backend/probecarry.go).
 func cacheDir(home string) string { return path.Join(home, ".cache", "spinbook") }
 
 // create creates user's container: the agent as entrypoint, the spec's
 // tmpfs, the workspace volume, the ports, the size.
-func (d *Docker) create(ctx context.Context, spec backend.Spec, size config.Size, workspace string) (string, error) {
-	cfg, host, netCfg := containerConfig(d.cfg, spec, size, workspace)
+func (d *Docker) create(ctx context.Context, spec backend.Spec, size config.Size, in placement) (string, error) {
+	cfg, host, netCfg := containerConfig(d.cfg, spec, size, in)
 	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, ContainerName(spec.User))
 	if err != nil {
 		if cerrdefs.IsConflict(err) {
@@ -260,8 +276,35 @@ func (d *Docker) create(ctx context.Context, spec backend.Spec, size config.Size
 	return resp.ID, nil
 }
 
+// placement is where a server lives in a container of an image.
+type placement struct {
+	Home      string // the image user's home (imageHome)
+	Workspace string // Home/work, the workspace volume's mount point
+	// ImageUser is the image's USER ("" for root), whom the agent
+	// becomes (see containerConfig).
+	ImageUser string
+	// AgentVolume holds the agent binary, mounted read-only at agentDir
+	// (agent.go).
+	AgentVolume string
+}
+
+func placeIn(img image.InspectResponse) placement {
+	home := imageHome(img)
+	in := placement{Home: home, Workspace: path.Join(home, "work")}
+	if img.Config != nil {
+		in.ImageUser = img.Config.User
+	}
+	return in
+}
+
 // containerConfig is what the Engine is asked to create for spec.
-func containerConfig(c *config.Config, spec backend.Spec, size config.Size, workspace string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+//
+// The agent starts as root and, before anything of the image runs, gives
+// the workspace (a new volume is root's) and a missing home to the image's
+// user and becomes that user for good (agent --user): Jupyter and the
+// kernels run as the image's user, as they would under its USER, and the
+// backend needs no copy into the container to own the workspace.
+func containerConfig(c *config.Config, spec backend.Spec, size config.Size, in placement) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	user := spec.User
 	lbl := labels(user)
 	if spec.Size != "" {
@@ -276,10 +319,15 @@ func containerConfig(c *config.Config, spec backend.Spec, size config.Size, work
 	grace := int(c.Docker.StopGraceDuration / time.Second)
 	init := true
 	cfg := &container.Config{
-		// Only where the spec will be: the spec itself arrives by exec.
-		Env:          []string{"SPINBOOK_AGENT_SPEC=" + specPath},
-		Entrypoint:   []string{agentPath, "agent", "--wait-spec", specWait.String()},
+		// The spec arrives on stdin, written by the first (and only)
+		// attach: see the package comment.
+		Entrypoint:   entrypoint(in),
 		Cmd:          []string{},
+		User:         "0",
+		Env:          []string{"HOME=" + in.Home},
+		OpenStdin:    true,
+		StdinOnce:    true,
+		AttachStdin:  true,
 		Image:        c.Image,
 		Labels:       lbl,
 		ExposedPorts: nat.PortSet{frontNat: {}, healthNat: {}},
@@ -291,7 +339,12 @@ func containerConfig(c *config.Config, spec backend.Spec, size config.Size, work
 		Mounts: []mount.Mount{{
 			Type:   mount.TypeVolume,
 			Source: VolumeName(user),
-			Target: workspace,
+			Target: in.Workspace,
+		}, {
+			Type:     mount.TypeVolume,
+			Source:   in.AgentVolume,
+			Target:   agentDir,
+			ReadOnly: true,
 		}},
 		Tmpfs: map[string]string{runDir: "mode=1777,size=16m"},
 		// docker-init as PID 1 reaps the kernels' orphans and passes
@@ -314,15 +367,24 @@ func containerConfig(c *config.Config, spec backend.Spec, size config.Size, work
 	return cfg, host, netCfg
 }
 
-// start copies the agent into container id, starts it, hands the agent its
-// spec and waits until Jupyter answers.
-func (d *Docker) start(ctx context.Context, id string, spec backend.Spec, home, workspace string, agentTar func() io.ReadCloser, progress func(backend.Event)) (backend.Server, error) {
-	tr := agentTar()
-	err := d.cli.CopyToContainer(ctx, id, "/", tr, container.CopyToContainerOptions{})
-	tr.Close()
-	if err != nil {
-		return backend.Server{}, fmt.Errorf("copy the agent into the container: %w", err)
+// entrypoint is the agent's command line in a container placed as in.
+func entrypoint(in placement) []string {
+	args := []string{agentPath, "agent", "--spec-stdin", specWait.String(), "--control-token-file", tokenPath}
+	if in.ImageUser != "" {
+		args = append(args, "--user", in.ImageUser)
 	}
+	return args
+}
+
+// start starts container id, hands the agent its spec on the container's
+// stdin, and waits until Jupyter answers.
+func (d *Docker) start(ctx context.Context, id string, spec backend.Spec, imageID string, in placement, progress func(backend.Event)) (backend.Server, error) {
+	// Attached before the start, so that nothing else can be the first.
+	stdin, err := d.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: true})
+	if err != nil {
+		return backend.Server{}, fmt.Errorf("attach to the container's stdin: %w", err)
+	}
+	defer stdin.Close()
 	if err := d.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return backend.Server{}, fmt.Errorf("start container %s: %w", ContainerName(spec.User), err)
 	}
@@ -333,15 +395,19 @@ func (d *Docker) start(ctx context.Context, id string, spec backend.Spec, home, 
 	front, health := publishedPort(&c, frontNat), publishedPort(&c, healthNat)
 	progress(backend.Event{Message: fmt.Sprintf("container %s started; front door on port %d, health on %d", ContainerName(spec.User), front, health)})
 
-	as := spec.Agent
+	as, err := spec.AgentSpec()
+	if err != nil {
+		return backend.Server{}, err
+	}
 	as.User = spec.User
-	as.Workspace = workspace
+	as.Workspace = in.Workspace
 	as.StateDir = runDir
-	as.CredentialsDir = home
-	as.CacheDir = cacheDir(home)
+	as.CredentialsDir = in.Home
+	as.CacheDir = cacheDir(in.Home)
+	as.ProbeCache = backend.KeptProbe("docker", imageID)
 	// Bundles must outlive the container: on the workspace volume, inside
 	// .git where they are no part of the checkout.
-	as.BundleDir = path.Join(workspace, ".git", "spinbook-bundles")
+	as.BundleDir = path.Join(in.Workspace, ".git", "spinbook-bundles")
 	// The Engine kills the container stop_grace after its SIGTERM.
 	as.StopGrace = d.cfg.Docker.StopGraceDuration
 	as.InheritListeners = false
@@ -350,16 +416,32 @@ func (d *Docker) start(ctx context.Context, id string, spec backend.Spec, home, 
 	as.HealthPort = healthPort
 	as.Hosts = append(slices.Clip(as.Hosts), d.urlHost()) // the host of the URL (describe)
 	as.Allow = allowWithGateway(as.Allow, &c)
-	if err := d.sendSpec(ctx, id, as); err != nil {
+	if err := handSpec(stdin, as); err != nil {
 		return backend.Server{}, err
 	}
-	srv, err := d.waitReady(ctx, id, progress)
+	srv, err := d.waitReady(ctx, &c, progress)
 	if err != nil {
 		return srv, err
 	}
 	srv.ControlToken = as.ControlToken
 	srv.TLSFingerprint = d.fingerprint(srv.URL)
+	backend.KeepProbe(ctx, d.log, "docker", srv, as.ControlToken, imageID, as.ProbeCache)
 	return srv, nil
+}
+
+// handSpec writes the agent's spec to the container's stdin and closes it.
+func handSpec(stdin types.HijackedResponse, as backend.AgentSpec) error {
+	data, err := json.Marshal(as)
+	if err != nil {
+		return fmt.Errorf("encode agent spec: %w", err)
+	}
+	if _, err := stdin.Conn.Write(data); err != nil {
+		return fmt.Errorf("hand the agent its spec: %w", err)
+	}
+	if err := stdin.CloseWrite(); err != nil {
+		return fmt.Errorf("hand the agent its spec: %w", err)
+	}
+	return nil
 }
 
 // allowWithGateway adds the container network's gateway to allow when allow
@@ -392,26 +474,9 @@ func allowWithGateway(allow []string, c *container.InspectResponse) []string {
 	return out
 }
 
-// sendSpec hands the waiting agent its spec: an exec of `spinbook agent
-// receive-spec` with the spec on stdin, run as the container's user.
-func (d *Docker) sendSpec(ctx context.Context, id string, as backend.AgentSpec) error {
-	data, err := json.Marshal(as)
-	if err != nil {
-		return fmt.Errorf("encode agent spec: %w", err)
-	}
-	_, stderr, code, err := d.execIn(ctx, id, []string{agentPath, "agent", "receive-spec", "--to", specPath, "--control-token-file", tokenPath}, data)
-	if err != nil {
-		return fmt.Errorf("hand the agent its spec: %w", err)
-	}
-	if code != 0 {
-		return fmt.Errorf("hand the agent its spec: receive-spec exited with code %d: %s", code, strings.TrimSpace(stderr))
-	}
-	return nil
-}
-
 // controlToken reads back the control token of the agent in container id.
 func (d *Docker) controlToken(ctx context.Context, id string) (string, error) {
-	stdout, stderr, code, err := d.execIn(ctx, id, []string{agentPath, "agent", "read-control-token", "--file", tokenPath}, nil)
+	stdout, stderr, code, err := d.execIn(ctx, id, "", []string{agentPath, "agent", "read-control-token", "--file", tokenPath})
 	if err != nil {
 		return "", fmt.Errorf("read the control token: %w", err)
 	}
@@ -421,12 +486,12 @@ func (d *Docker) controlToken(ctx context.Context, id string) (string, error) {
 	return strings.TrimSpace(stdout), nil
 }
 
-// execIn runs cmd in container id as the container's user, with stdin
-// (nil: none), and returns its output and exit code.
-func (d *Docker) execIn(ctx context.Context, id string, cmd []string, stdin []byte) (stdout, stderr string, code int, err error) {
+// execIn runs cmd in container id as user ("": the container's, root),
+// and returns its output and exit code.
+func (d *Docker) execIn(ctx context.Context, id, user string, cmd []string) (stdout, stderr string, code int, err error) {
 	ex, err := d.cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+		User:         user,
 		Cmd:          cmd,
-		AttachStdin:  stdin != nil,
 		AttachStdout: true,
 		AttachStderr: true,
 	})
@@ -438,14 +503,6 @@ func (d *Docker) execIn(ctx context.Context, id string, cmd []string, stdin []by
 		return "", "", 0, err
 	}
 	defer hj.Close()
-	if stdin != nil {
-		if _, err := hj.Conn.Write(stdin); err != nil {
-			return "", "", 0, err
-		}
-		if err := hj.CloseWrite(); err != nil {
-			return "", "", 0, err
-		}
-	}
 	var out, errb bytes.Buffer
 	if _, err := stdcopy.StdCopy(&out, &errb, hj.Reader); err != nil {
 		return "", "", 0, err
@@ -486,27 +543,22 @@ func (d *Docker) fingerprint(rawURL string) string {
 	return ""
 }
 
-// waitReady polls the agent's /readyz until Jupyter answers, the container
-// exits, or ctx ends.
-func (d *Docker) waitReady(ctx context.Context, id string, progress func(backend.Event)) (backend.Server, error) {
+// waitReady polls the agent's /readyz (every 5 ms) until Jupyter
+// answers, the container c stops, or ctx ends.
+func (d *Docker) waitReady(ctx context.Context, c *container.InspectResponse, progress func(backend.Event)) (backend.Server, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopped, waitErr := d.cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
 	hc := &http.Client{Timeout: 2 * time.Second}
 	defer hc.CloseIdleConnections()
+	base := d.healthBase(c)
 	began := time.Now()
 	nextNote := began.Add(3 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		c, err := d.cli.ContainerInspect(ctx, id)
-		if err != nil {
-			if ctx.Err() != nil {
-				return backend.Server{}, fmt.Errorf("wait for Jupyter: %w", context.Cause(ctx))
-			}
-			return backend.Server{}, fmt.Errorf("inspect container: %w", err)
-		}
-		if !c.State.Running {
-			user := c.Config.Labels[backend.LabelUser]
-			return backend.Server{}, fmt.Errorf("the server did not start: %s (full log: spinbook logs --user %s)", d.failure(ctx, &c), user)
-		}
-		if backend.Ready(hc, d.healthBase(&c)) {
-			srv := d.describe(&c)
+		if backend.Ready(hc, base) {
+			srv := d.describe(c)
 			srv.State, srv.Ready, srv.Detail = backend.Running, true, ""
 			return srv, nil
 		}
@@ -517,9 +569,26 @@ func (d *Docker) waitReady(ctx context.Context, id string, progress func(backend
 		select {
 		case <-ctx.Done():
 			return backend.Server{}, fmt.Errorf("wait for Jupyter: %w", context.Cause(ctx))
-		case <-time.After(50 * time.Millisecond):
+		case <-stopped:
+			return backend.Server{}, d.didNotStart(ctx, c.ID)
+		case err := <-waitErr:
+			if ctx.Err() != nil {
+				return backend.Server{}, fmt.Errorf("wait for Jupyter: %w", context.Cause(ctx))
+			}
+			return backend.Server{}, fmt.Errorf("watch container: %w", err)
+		case <-tick.C:
 		}
 	}
+}
+
+// didNotStart says why container id stopped before Jupyter answered.
+func (d *Docker) didNotStart(ctx context.Context, id string) error {
+	c, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("the server did not start (inspect container: %w)", err)
+	}
+	user := c.Config.Labels[backend.LabelUser]
+	return fmt.Errorf("the server did not start: %s (full log: spinbook logs --user %s)", d.failure(ctx, &c), user)
 }
 
 // failure says why container c stopped: the agent's own error from its

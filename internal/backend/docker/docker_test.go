@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/spinbook/spinbook/internal/backend"
 	"github.com/spinbook/spinbook/internal/backend/backendtest"
@@ -309,14 +312,23 @@ func TestNoSecretInContainerConfig(t *testing.T) {
 			t.Errorf("container inspect shows a secret (%.16s...)", secret)
 		}
 	}
-	// The agent read its spec from the tmpfs and deleted it.
-	ex, err := cli.ContainerExecCreate(t.Context(), c.ID, container.ExecOptions{Cmd: []string{"/bin/sh", "-c", "test ! -e " + specPath}})
+	// The spec reached the agent on its stdin: no file in the container
+	// holds the password hash or a secret (the workspace, home, tmpfs, the
+	// agent's directory and /tmp searched).
+	ex, err := cli.ContainerExecCreate(t.Context(), c.ID, container.ExecOptions{
+		Cmd:          []string{"grep", "-rlF", "-e", s.Agent.PasswordHash, "-e", canary, "/run/spinbook", "/home", "/tmp", agentDir},
+		AttachStdout: true, AttachStderr: true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cli.ContainerExecStart(t.Context(), ex.ID, container.ExecStartOptions{}); err != nil {
+	hj, err := cli.ContainerExecAttach(t.Context(), ex.ID, container.ExecAttachOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	var found bytes.Buffer
+	stdcopy.StdCopy(&found, io.Discard, hj.Reader)
+	hj.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		st, err := cli.ContainerExecInspect(t.Context(), ex.ID)
@@ -324,8 +336,8 @@ func TestNoSecretInContainerConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !st.Running {
-			if st.ExitCode != 0 {
-				t.Errorf("%s still exists in the running container", specPath)
+			if st.ExitCode != 1 { // grep: 1 is "no match"
+				t.Errorf("grep for the secrets exited %d; files holding them: %q", st.ExitCode, found.String())
 			}
 			break
 		}
@@ -333,5 +345,104 @@ func TestNoSecretInContainerConfig(t *testing.T) {
 			t.Fatal("exec did not finish")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAgentVolume: a new agent build is put into a volume of its own once,
+// which servers mount read-only; a volume whose copy was never marked
+// whole (an up cut short) is filled again; site down removes the agent's
+// volumes no server uses and keeps one in use, with its ready volume.
+func TestAgentVolume(t *testing.T) {
+	cli := engine(t)
+	d := newDocker(t, testConfig(t))
+	// An agent of its own (bytes after an ELF's end do not change how it
+	// runs), so that its volume is new to this Engine.
+	own := filepath.Join(t.TempDir(), "spinbook-agent")
+	data, err := os.ReadFile(d.agentPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(own, append(data, []byte(t.Name()+time.Now().String())...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d.agentPath = own
+	bin, err := d.checkAgent(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol, ready := agentVolumes(bin.sum)
+	t.Cleanup(func() {
+		cli.VolumeRemove(context.Background(), vol, true)
+		cli.VolumeRemove(context.Background(), ready, true)
+	})
+	exists := func(name string) bool {
+		_, err := cli.VolumeInspect(t.Context(), name)
+		return err == nil
+	}
+	cleanupUser(t, d, "agentvol")
+	var events []string
+	progress := func(ev backend.Event) { events = append(events, ev.Message) }
+	if _, err := d.Up(t.Context(), spec(t, "agentvol"), progress); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if !exists(vol) || !exists(ready) {
+		t.Fatalf("after the first Up: volume %s %v, %s %v; want both", vol, exists(vol), ready, exists(ready))
+	}
+	if !slices.ContainsFunc(events, func(m string) bool { return strings.Contains(m, vol) }) {
+		t.Errorf("the first Up did not say it filled %s: %q", vol, events)
+	}
+	c, err := cli.ContainerInspect(t.Context(), ContainerName("agentvol"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounted := false
+	for _, m := range c.Mounts {
+		if m.Name == vol {
+			mounted = m.Destination == agentDir && !m.RW
+		}
+	}
+	if !mounted {
+		t.Errorf("the server's mounts %+v: want %s read-only at %s", c.Mounts, vol, agentDir)
+	}
+	// In use: site down's sweep keeps it and its ready volume.
+	if err := d.removeAgentVolumes(t.Context(), nop); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(vol) || !exists(ready) {
+		t.Fatal("removeAgentVolumes removed the volume of a running server's agent")
+	}
+	// A copy never marked whole is made again, and the server starts.
+	if err := d.Down(t.Context(), "agentvol", nop); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.VolumeRemove(t.Context(), ready, false); err != nil {
+		t.Fatal(err)
+	}
+	events = nil
+	if _, err := d.Up(t.Context(), spec(t, "agentvol"), progress); err != nil {
+		t.Fatalf("Up after the ready volume went: %v", err)
+	}
+	if !exists(ready) || !slices.ContainsFunc(events, func(m string) bool { return strings.Contains(m, vol) }) {
+		t.Errorf("the volume was not filled again: ready %v, events %q", exists(ready), events)
+	}
+	// A third Up of the same agent copies nothing.
+	if err := d.Down(t.Context(), "agentvol", nop); err != nil {
+		t.Fatal(err)
+	}
+	events = nil
+	if _, err := d.Up(t.Context(), spec(t, "agentvol"), progress); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	if slices.ContainsFunc(events, func(m string) bool { return strings.Contains(m, vol) }) {
+		t.Errorf("Up filled the volume again though it was whole: %q", events)
+	}
+	if err := d.Down(t.Context(), "agentvol", nop); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.removeAgentVolumes(t.Context(), nop); err != nil {
+		t.Fatal(err)
+	}
+	if exists(vol) || exists(ready) {
+		t.Errorf("after Down, removeAgentVolumes left %s (%v) or %s (%v)", vol, exists(vol), ready, exists(ready))
 	}
 }

@@ -1,9 +1,10 @@
 package docker
 
 import (
-	"archive/tar"
-	"bytes"
-	"fmt"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,33 +39,6 @@ func TestAllowWithGateway(t *testing.T) {
 	}
 }
 
-func TestRerootKeepsOwnersAndAddsParents(t *testing.T) {
-	var in bytes.Buffer
-	tw := tar.NewWriter(&in)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "spinbook/", Mode: 0o700, Uid: 1000, Gid: 100})
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "spinbook/jupyter-x.json", Mode: 0o600, Uid: 1000, Gid: 100, Size: 2})
-	tw.Write([]byte("{}"))
-	tw.Close()
-
-	out, err := reroot(in.Bytes(), ".cache/spinbook")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	tr := tar.NewReader(bytes.NewReader(out))
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			break
-		}
-		got = append(got, fmt.Sprintf("%s %d:%d", h.Name, h.Uid, h.Gid))
-	}
-	want := []string{".cache/ 1000:100", ".cache/spinbook/ 1000:100", ".cache/spinbook/jupyter-x.json 1000:100"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("reroot (-want +got):\n%s", diff)
-	}
-}
-
 func TestPullProgressFailsOnTheStreamsError(t *testing.T) {
 	stream := `{"status":"Pulling from jupyter/scipy-notebook","id":"latest"}
 {"status":"Downloading","progressDetail":{"current":1048576,"total":4194304},"id":"a1"}
@@ -91,16 +65,16 @@ func TestSizeMapsToResources(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	_, host, _ := containerConfig(c, backend.Spec{User: "u", Size: "gpu"}, c.Sizes["gpu"], "/home/jovyan/work")
+	_, host, _ := containerConfig(c, backend.Spec{User: "u", Size: "gpu"}, c.Sizes["gpu"], placement{Home: "/home/jovyan", Workspace: "/home/jovyan/work"})
 	want := []container.DeviceRequest{{Driver: "nvidia", Count: 2, Capabilities: [][]string{{"gpu"}}}}
 	if host.NanoCPUs != 8e9 || host.Memory != 64<<30 || host.ShmSize != 16<<30 || !cmp.Equal(host.DeviceRequests, want) {
 		t.Errorf("gpu size: NanoCPUs %d, Memory %d, ShmSize %d, DeviceRequests %+v", host.NanoCPUs, host.Memory, host.ShmSize, host.DeviceRequests)
 	}
-	_, host, _ = containerConfig(c, backend.Spec{User: "u", Size: "all"}, c.Sizes["all"], "/w")
+	_, host, _ = containerConfig(c, backend.Spec{User: "u", Size: "all"}, c.Sizes["all"], placement{Workspace: "/w"})
 	if len(host.DeviceRequests) != 1 || host.DeviceRequests[0].Count != -1 || host.NanoCPUs != 0 || host.Memory != 0 {
 		t.Errorf("gpus: all = %+v, want one request for every GPU and no CPU or memory limit", host)
 	}
-	_, host, _ = containerConfig(c, backend.Spec{User: "u"}, config.Size{}, "/w")
+	_, host, _ = containerConfig(c, backend.Spec{User: "u"}, config.Size{}, placement{Workspace: "/w"})
 	if host.DeviceRequests != nil || host.NanoCPUs != 0 || host.Memory != 0 || host.ShmSize != 0 {
 		t.Errorf("no size = %+v, want no limits", host.Resources)
 	}
@@ -133,5 +107,40 @@ func TestInFlight(t *testing.T) {
 				t.Errorf("inFlight = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestAgentSumKeptByIdentity: the agent's sum is its content's, read again
+// whenever the file is another (here: rewritten with other bytes).
+func TestAgentSumKeptByIdentity(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	p := filepath.Join(t.TempDir(), "spinbook-agent")
+	sumOf := func() string {
+		t.Helper()
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, _ := f.Stat()
+		s, err := agentSum(p, f, fi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	os.WriteFile(p, []byte("agent one"), 0o755)
+	want := sha256.Sum256([]byte("agent one"))
+	if got := sumOf(); got != hex.EncodeToString(want[:]) {
+		t.Fatalf("sum = %s, want the content's", got)
+	}
+	if got := sumOf(); got != hex.EncodeToString(want[:]) {
+		t.Fatalf("kept sum = %s, want the content's", got)
+	}
+	os.Remove(p)
+	os.WriteFile(p, []byte("agent number two"), 0o755)
+	want = sha256.Sum256([]byte("agent number two"))
+	if got := sumOf(); got != hex.EncodeToString(want[:]) {
+		t.Errorf("after the binary changed the sum = %s, want the new content's", got)
 	}
 }

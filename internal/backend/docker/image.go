@@ -1,14 +1,12 @@
 package docker
 
 import (
-	"archive/tar"
 	"context"
 	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 	"time"
@@ -114,55 +112,6 @@ func imageHome(img image.InspectResponse) string {
 		}
 	}
 	return "/home/jovyan"
-}
-
-// agentArchive checks that the agent binary can run in a container on
-// this Engine (a static Linux binary for the Engine's architecture) and
-// returns a function that streams it as a tar of /spinbook/spinbook.
-func (d *Docker) agentArchive(ctx context.Context) (func() io.ReadCloser, error) {
-	info, err := d.cli.Info(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("reach the Docker Engine: %w", context.Cause(ctx))
-		}
-		return nil, fmt.Errorf("reach the Docker Engine: %w", d.explain(err))
-	}
-	fi, err := os.Stat(d.agentPath)
-	if err != nil {
-		return nil, backend.MissingAgent(d.agentPath, err)
-	}
-	if err := checkStaticLinux(d.agentPath, info.Architecture); err != nil {
-		return nil, fmt.Errorf("agent binary %s cannot run in a container on this Engine: %w; build one with CGO_ENABLED=0 GOOS=linux GOARCH=%s go build ./cmd/spinbook-agent",
-			d.agentPath, err, goArch(info.Architecture))
-	}
-	size := fi.Size()
-	return func() io.ReadCloser {
-		pr, pw := io.Pipe()
-		go func() {
-			pw.CloseWithError(writeAgentTar(pw, d.agentPath, size))
-		}()
-		return pr
-	}, nil
-}
-
-func writeAgentTar(w io.Writer, src string, size int64) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(w)
-	now := time.Now()
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(agentDir, "/") + "/", Mode: 0o755, ModTime: now}); err != nil {
-		return err
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(agentPath, "/"), Mode: 0o755, Size: size, ModTime: now}); err != nil {
-		return err
-	}
-	if _, err := io.CopyN(tw, f, size); err != nil {
-		return err
-	}
-	return tw.Close()
 }
 
 // checkStaticLinux says why the ELF file at p is not a static executable

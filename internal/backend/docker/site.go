@@ -42,8 +42,16 @@ func (d *Docker) ensureNetwork(ctx context.Context, progress func(backend.Event)
 
 // SiteDown implements backend.SiteManager: it removes the network SiteUp
 // created, unless a server still exists (running or not) or the network
-// is not spinbook's.
+// is not spinbook's, and the agent's volumes no container uses.
 func (d *Docker) SiteDown(ctx context.Context, progress func(backend.Event)) error {
+	if err := d.removeNetwork(ctx, progress); err != nil {
+		return err
+	}
+	return d.removeAgentVolumes(ctx, progress)
+}
+
+// removeNetwork removes the network SiteUp created (see SiteDown).
+func (d *Docker) removeNetwork(ctx context.Context, progress func(backend.Event)) error {
 	name := d.cfg.Docker.Network
 	n, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
 	if cerrdefs.IsNotFound(err) {

@@ -11,37 +11,6 @@ import (
 	"github.com/docker/docker/client"
 )
 
-func TestLookupPasswdAndGroup(t *testing.T) {
-	passwd := []byte("root:x:0:0:root:/root:/bin/bash\njovyan:x:1000:100::/home/jovyan:/bin/bash\nbroken:x:1001\n")
-	group := []byte("root:x:0:\nusers:x:100:\n")
-	tests := []struct {
-		name     string
-		user     string
-		uid, gid int
-		ok       bool
-	}{
-		{"by name", "jovyan", 1000, 100, true},
-		{"by uid", "1000", 1000, 100, true},
-		{"root", "root", 0, 0, true},
-		{"unknown", "alice", 0, 0, false},
-		{"short line", "broken", 0, 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			uid, gid, ok := lookupPasswd(passwd, tt.user)
-			if uid != tt.uid || gid != tt.gid || ok != tt.ok {
-				t.Errorf("lookupPasswd(%q) = %d, %d, %v; want %d, %d, %v", tt.user, uid, gid, ok, tt.uid, tt.gid, tt.ok)
-			}
-		})
-	}
-	if gid, ok := lookupGroup(group, "users"); gid != 100 || !ok {
-		t.Errorf("lookupGroup(users) = %d, %v; want 100, true", gid, ok)
-	}
-	if _, ok := lookupGroup(group, "staff"); ok {
-		t.Error("lookupGroup(staff) found a group that is not there")
-	}
-}
-
 // derivedImage commits the result of script, run as root in base, as a new
 // image with changes (Dockerfile lines) and removes it when the test ends.
 func derivedImage(t *testing.T, cli *client.Client, base, tag, script string, changes []string) string {
@@ -83,6 +52,7 @@ func TestWorkspaceBelongsToImageUser(t *testing.T) {
 		script  string
 		changes []string
 		home    string
+		user    string // the image's USER
 		owner   string // uid:gid of the workspace
 	}{
 		{
@@ -90,6 +60,7 @@ func TestWorkspaceBelongsToImageUser(t *testing.T) {
 			script:  "rm -rf /home/jovyan/work",
 			changes: []string{"USER 1000"},
 			home:    "/home/jovyan",
+			user:    "1000",
 			owner:   "1000:100",
 		},
 		{
@@ -97,6 +68,7 @@ func TestWorkspaceBelongsToImageUser(t *testing.T) {
 			script:  "useradd --uid 1001 --gid 100 --no-create-home --home-dir /home/ada ada",
 			changes: []string{"USER ada:users", "ENV HOME=/home/ada", "WORKDIR /"},
 			home:    "/home/ada",
+			user:    "ada:users",
 			owner:   "1001:100",
 		},
 	}
@@ -114,12 +86,20 @@ func TestWorkspaceBelongsToImageUser(t *testing.T) {
 			}
 			id := ContainerName(user)
 			workspace := tt.home + "/work"
-			out, _, code, err := d.execIn(ctx, id, []string{"stat", "-c", "%u:%g", workspace}, nil)
+			out, _, code, err := d.execIn(ctx, id, "", []string{"stat", "-c", "%u:%g", workspace})
 			if err != nil || code != 0 || strings.TrimSpace(out) != tt.owner {
 				t.Errorf("owner of %s = %q (exit %d, %v), want %s", workspace, strings.TrimSpace(out), code, err, tt.owner)
 			}
-			// As the image's user (exec's default), a file can be saved.
-			_, stderr, code, err := d.execIn(ctx, id, []string{"sh", "-c", "echo kept > " + workspace + "/persist.txt"}, nil)
+			// The agent, started as root to own the workspace, runs as the
+			// image's user (real, effective, saved and file system uid).
+			uid, _, _ := strings.Cut(tt.owner, ":")
+			agentUIDs := `for d in /proc/[0-9]*; do case "$(tr '\0' ' ' < $d/cmdline 2>/dev/null)" in "` + agentPath + ` agent"*) awk '/^Uid:/ {print $2":"$3":"$4":"$5}' $d/status;; esac; done`
+			out, _, code, err = d.execIn(ctx, id, "", []string{"sh", "-c", agentUIDs})
+			if want := strings.Repeat(":"+uid, 4)[1:]; err != nil || code != 0 || strings.TrimSpace(out) != want {
+				t.Errorf("the agent's uids = %q (exit %d, %v), want %s", strings.TrimSpace(out), code, err, want)
+			}
+			// As the image's user, a file can be saved.
+			_, stderr, code, err := d.execIn(ctx, id, tt.user, []string{"sh", "-c", "echo kept > " + workspace + "/persist.txt"})
 			if err != nil || code != 0 {
 				t.Fatalf("write in the workspace as the image's user: exit %d, %v: %s", code, err, stderr)
 			}
@@ -130,7 +110,7 @@ func TestWorkspaceBelongsToImageUser(t *testing.T) {
 			if _, err := d.Up(ctx, spec(t, user), nop); err != nil {
 				t.Fatalf("Up again: %v", err)
 			}
-			out, _, code, err = d.execIn(ctx, id, []string{"cat", workspace + "/persist.txt"}, nil)
+			out, _, code, err = d.execIn(ctx, id, tt.user, []string{"cat", workspace + "/persist.txt"})
 			if err != nil || code != 0 || strings.TrimSpace(out) != "kept" {
 				t.Errorf("persist.txt after down/up = %q (exit %d, %v), want kept", out, code, err)
 			}

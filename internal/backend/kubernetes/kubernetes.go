@@ -74,7 +74,8 @@ const (
 	runDir    = "/run/spinbook" // memory emptyDir: the spec, exit.json
 	specPath  = runDir + "/spec.json"
 	// probeCacheDir is the agent's CacheDir: what it learned of Jupyter's
-	// options, which the backend carries to the next pod (probecarry.go).
+	// options, which the backend carries to the next pod
+	// (internal/backend/probecarry.go).
 	probeCacheDir = runDir + "/cache"
 	secretDir     = "/etc/spinbook-spec" // the Secret, in the init container only
 	specKey       = "spec.json"
@@ -224,8 +225,7 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 		}
 	}
 
-	as := k.agentSpec(ctx, spec, cn)
-	svc, err := k.prepare(ctx, user, size, as, progress)
+	svc, as, err := k.prepare(ctx, spec, size, cn, progress)
 	if err != nil {
 		return backend.Server{}, err
 	}
@@ -244,9 +244,7 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 	}
 	srv.ControlToken = as.ControlToken
 	srv.Started = true
-	if len(as.ProbeCache) == 0 {
-		k.keepProbe(ctx, srv, as.ControlToken, k.cfg.Image)
-	}
+	backend.KeepProbe(ctx, k.log, "kubernetes", srv, as.ControlToken, k.cfg.Image, as.ProbeCache)
 	return srv, nil
 }
 
@@ -273,15 +271,18 @@ func podGrace(kc config.Kubernetes) time.Duration {
 }
 
 // agentSpec fills in where things live in the pod.
-func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec, cn clusterNet) backend.AgentSpec {
+func (k *Kubernetes) agentSpec(spec backend.Spec, cn clusterNet) (backend.AgentSpec, error) {
 	kc := k.cfg.Kubernetes
-	as := spec.Agent
+	as, err := spec.AgentSpec()
+	if err != nil {
+		return as, err
+	}
 	as.User = spec.User
 	as.Workspace = path.Join(kc.Home, "work")
 	as.StateDir = runDir
 	as.CredentialsDir = kc.Home
 	as.CacheDir = probeCacheDir
-	as.ProbeCache = keptProbe(k.cfg.Image)
+	as.ProbeCache = backend.KeptProbe("kubernetes", k.cfg.Image)
 	as.BundleDir = path.Join(as.Workspace, ".git", "spinbook-bundles")
 	// The agent fits its save on SIGTERM into the pod's grace.
 	as.StopGrace = podGrace(kc)
@@ -300,7 +301,7 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec, cn cluste
 	} else {
 		as.Hosts = append(slices.Clip(as.Hosts), k.nodeAddress())
 	}
-	return as
+	return as, nil
 }
 
 // allowWithNodes adds the pod network's gateway on each node when allow

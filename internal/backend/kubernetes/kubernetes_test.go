@@ -410,7 +410,7 @@ func TestProbeCarriedToTheNextPod(t *testing.T) {
 	if _, err := k.Up(t.Context(), first, nop); err != nil {
 		t.Fatalf("Up: %v", err)
 	}
-	kept := keptProbe(k.cfg.Image)
+	kept := backend.KeptProbe("kubernetes", k.cfg.Image)
 	if len(kept) != 1 {
 		t.Fatalf("after the first Up the kept probe is %v, want one answer", kept)
 	}

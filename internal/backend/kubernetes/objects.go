@@ -19,23 +19,31 @@ import (
 )
 
 // prepare makes what user's pod needs before it is created: the workspace
-// claim, the Service, the Secret with the agent spec as, and the Ingress.
+// claim, the Service, the Secret with the agent spec, and the Ingress.
 // None of them needs another, so they are made at once: the pod waits for
-// the slowest call, not for all of them one after another. Any failure
-// stops up before the pod is created.
-func (k *Kubernetes) prepare(ctx context.Context, user string, size config.Size, as backend.AgentSpec, progress func(backend.Event)) (*corev1.Service, error) {
+// the slowest call, not for all of them one after another, and the agent
+// spec is taken as late as can be (a generated password's hash may still
+// be computing) while the others are made. Any failure stops up before the
+// pod is created.
+func (k *Kubernetes) prepare(ctx context.Context, spec backend.Spec, size config.Size, cn clusterNet, progress func(backend.Event)) (*corev1.Service, backend.AgentSpec, error) {
+	user := spec.User
 	var svc *corev1.Service
+	var as backend.AgentSpec
 	var pvcErr, svcErr, secretErr, ingressErr error
 	var wg sync.WaitGroup
 	wg.Go(func() { pvcErr = k.ensurePVC(ctx, user, size, progress) })
 	wg.Go(func() { svc, svcErr = k.ensureService(ctx, user) })
-	wg.Go(func() { secretErr = k.putSecret(ctx, user, as) })
+	wg.Go(func() {
+		if as, secretErr = k.agentSpec(spec, cn); secretErr == nil {
+			secretErr = k.putSecret(ctx, user, as)
+		}
+	})
 	wg.Go(func() { ingressErr = k.ensureIngress(ctx, user) })
 	wg.Wait()
 	if err := errors.Join(pvcErr, svcErr, secretErr, ingressErr); err != nil {
-		return nil, err
+		return nil, as, err
 	}
-	return svc, nil
+	return svc, as, nil
 }
 
 // putSecret creates or replaces user's Secret with the spec and its token.

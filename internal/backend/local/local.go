@@ -152,7 +152,10 @@ func (l *Local) start(ctx context.Context, spec backend.Spec, progress func(back
 	defer health.Close()
 
 	specPath := filepath.Join(agentDir, "agent-spec.json")
-	as := spec.Agent
+	as, err := spec.AgentSpec()
+	if err != nil {
+		return backend.Server{}, err
+	}
 	as.User = user
 	as.Workspace = l.workspace(user)
 	as.StateDir = agentDir
