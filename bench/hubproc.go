@@ -58,22 +58,15 @@ func (h *hubProc) launch(ctx context.Context, exe, config string, env []string, 
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		return 0, err
 	}
-	logf, err := os.OpenFile(filepath.Join(h.dir, "jupyterhub.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer logf.Close()
 	t0 := time.Now()
 	cmd := exec.Command(exe, "-f", file)
 	cmd.Dir = h.dir
 	cmd.Env = append(append(os.Environ(), "CONFIGPROXY_AUTH_TOKEN="+randomHex(24)), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start jupyterhub: %w", err)
+	done, log, err := startLogged(cmd, h.dir, "jupyterhub.log")
+	if err != nil {
+		return 0, err
 	}
-	h.cmd, h.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(h.done) }()
+	h.cmd, h.done = cmd, done
 	waitCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -85,7 +78,7 @@ func (h *hubProc) launch(ctx context.Context, exe, config string, env []string, 
 	}()
 	if err := pollOK(waitCtx, h.client, h.url()+"hub/health", nil, 50*time.Millisecond, wait); err != nil {
 		h.stop(30 * time.Second)
-		return 0, fmt.Errorf("jupyterhub (log: %s): %w", logf.Name(), err)
+		return 0, fmt.Errorf("jupyterhub (log: %s): %w", log, err)
 	}
 	return time.Since(t0), nil
 }
