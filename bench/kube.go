@@ -27,7 +27,14 @@ type KubeOptions struct {
 	BasePort     int // 3 ports from here (proxy, hub, proxy API)
 	Command      string
 	Log          io.Writer
+	// LoadBefore is the load average before the run began, read before
+	// the cluster started (whose start loads the machine itself); empty:
+	// RunKube reads it.
+	LoadBefore string
 }
+
+// LoadAverage is the machine's load average over the last minute.
+func LoadAverage() string { return loadAverage() }
 
 // DefaultKubeOptions is the full run, or with quick a short one that
 // checks that everything works.
@@ -119,7 +126,10 @@ func RunKube(ctx context.Context, o KubeOptions, cl KubeCluster) (_ Report, err 
 		hubConnectIP: gw, poll: o.Poll,
 	}
 	rep := Report{Command: o.Command, Date: time.Now()}
-	loadBefore := loadAverage()
+	loadBefore := o.LoadBefore
+	if loadBefore == "" {
+		loadBefore = loadAverage()
+	}
 	rep.Versions = kubeVersions(ctx, o, cl) // the tree the binary was built from, before any later edit
 	if b.r.hubStart, err = b.hub.start(ctx); err != nil {
 		return Report{}, err

@@ -91,6 +91,7 @@ func run(ctx context.Context, o bench.KubeOptions, quick bool, doc string) error
 	if os.Getenv("K8S_PV_COUNT") == "" {
 		os.Setenv("K8S_PV_COUNT", fmt.Sprint(2*max(o.LsServers, o.Simultaneous)+10))
 	}
+	o.LoadBefore = bench.LoadAverage() // before the cluster's own start loads the machine
 	fmt.Fprintln(os.Stderr, "starting the test cluster (scripts/k8s-test-cluster; waits for another user of it)")
 	defer k8stest.Stop() // also after a panic, or a half-started cluster
 	cl, err := k8stest.Start(o.Agent)
