@@ -37,11 +37,6 @@ func (b *bareJupyter) start(ctx context.Context) (time.Duration, error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return 0, err
 	}
-	logf, err := os.OpenFile(filepath.Join(b.dir, "jupyter.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer logf.Close()
 	t0 := time.Now()
 	args := append(b.stack.Jupyter[1:len(b.stack.Jupyter):len(b.stack.Jupyter)], "--no-browser", "--allow-root",
 		"--ip=127.0.0.1", "--port="+strconv.Itoa(b.port), "--"+b.stack.App+".port_retries=0",
@@ -49,16 +44,14 @@ func (b *bareJupyter) start(ctx context.Context) (time.Duration, error) {
 	cmd := exec.Command(b.stack.Jupyter[0], args...)
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "JUPYTER_TOKEN="+b.token, "JUPYTER_RUNTIME_DIR="+filepath.Join(b.dir, "runtime"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start %s: %w", b.stack.Jupyter[0], err)
+	done, log, err := startLogged(cmd, b.dir, "jupyter.log")
+	if err != nil {
+		return 0, err
 	}
-	b.cmd, b.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(b.done) }()
+	b.cmd, b.done = cmd, done
 	if err := pollOK(ctx, newClient(true, 5*time.Second), b.base()+"api/status", b.api().header, b.poll, time.Minute); err != nil {
 		b.stop()
-		return 0, fmt.Errorf("bare jupyter (log: %s): %w", logf.Name(), err)
+		return 0, fmt.Errorf("bare jupyter (log: %s): %w", log, err)
 	}
 	return time.Since(t0), nil
 }

@@ -5,15 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
-
-	"github.com/spinbook/spinbook/internal/proc"
 )
 
 // hub is the peer: the stack's JupyterHub with its configurable-http-proxy,
@@ -21,15 +13,11 @@ import (
 // db, cookie secret, homes) in its own temp dir. The single-user servers
 // run the same Jupyter as the other sides.
 type hub struct {
-	stack                       Stack
-	dir                         string
-	proxyPort, hubPort, apiPort int
-	serviceToken, userToken     string
-	user                        string
-	poll                        time.Duration
-	cmd                         *exec.Cmd
-	done                        chan struct{}
-	client                      *http.Client
+	hubProc
+	stack     Stack
+	userToken string
+	user      string
+	poll      time.Duration
 }
 
 const hubConfig = `c = get_config()
@@ -55,47 +43,21 @@ c.JupyterHub.load_roles = [{'name': 'spinbench', 'services': ['spinbench'],
 `
 
 func newHub(stack Stack, dir string, basePort int, poll time.Duration) *hub {
-	return &hub{
-		stack: stack, dir: dir, proxyPort: basePort, hubPort: basePort + 1, apiPort: basePort + 2,
-		serviceToken: randomHex(24), user: "bench", poll: poll,
-		client: newClient(true, 2*time.Minute),
-	}
+	h := &hub{hubProc: newHubProc(dir, basePort), stack: stack, user: "bench", poll: poll}
+	h.client = newClient(true, 2*time.Minute)
+	return h
 }
-
-func (h *hub) url() string { return "http://127.0.0.1:" + strconv.Itoa(h.proxyPort) + "/" }
 
 // start starts the hub (and through it the proxy), waits for /hub/health
 // and makes a token for the user.
 func (h *hub) start(ctx context.Context) (time.Duration, error) {
-	cfg := strings.NewReplacer("{{proxy}}", strconv.Itoa(h.proxyPort), "{{hub}}", strconv.Itoa(h.hubPort),
-		"{{api}}", strconv.Itoa(h.apiPort), "{{dir}}", h.dir, "{{user}}", h.user, "{{token}}", h.serviceToken,
-		"{{chp}}", h.stack.Proxy, "{{singleuser}}", h.stack.SingleUser, "{{environment}}", singleUserEnv(h.stack)).Replace(hubConfig)
-	config := filepath.Join(h.dir, "jupyterhub_config.py")
-	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
-		return 0, err
-	}
-	logf, err := os.OpenFile(filepath.Join(h.dir, "jupyterhub.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cfg := h.fill(hubConfig, "{{user}}", h.user, "{{chp}}", h.stack.Proxy, "{{singleuser}}", h.stack.SingleUser,
+		"{{environment}}", singleUserEnv(h.stack))
+	// Debian's CHP needs Debian's node modules whatever node is on PATH.
+	d, err := h.launch(ctx, h.stack.Hub, cfg, h.stack.ProxyEnv, time.Minute)
 	if err != nil {
 		return 0, err
 	}
-	defer logf.Close()
-	t0 := time.Now()
-	cmd := exec.Command(h.stack.Hub, "-f", config)
-	cmd.Dir = h.dir
-	// Debian's CHP needs Debian's node modules whatever node is on PATH.
-	cmd.Env = append(append(os.Environ(), "CONFIGPROXY_AUTH_TOKEN="+randomHex(24)), h.stack.ProxyEnv...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start jupyterhub: %w", err)
-	}
-	h.cmd, h.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(h.done) }()
-	if err := pollOK(ctx, h.client, h.url()+"hub/health", nil, 50*time.Millisecond, time.Minute); err != nil {
-		h.stop()
-		return 0, fmt.Errorf("jupyterhub (log: %s): %w", logf.Name(), err)
-	}
-	d := time.Since(t0)
 	code, body, err := h.hubAPI(ctx, http.MethodPost, "users/"+h.user+"/tokens", `{"note": "spinbench"}`)
 	if err != nil || code != http.StatusCreated {
 		h.stop()
@@ -110,14 +72,6 @@ func (h *hub) start(ctx context.Context) (time.Duration, error) {
 	}
 	h.userToken = tok.Token
 	return d, nil
-}
-
-func (h *hub) hubAPI(ctx context.Context, method, path, body string) (int, []byte, error) {
-	return jupyterAPI{
-		base:   h.url() + "hub/api/",
-		header: http.Header{"Authorization": {"token " + h.serviceToken}},
-		client: h.client,
-	}.do(ctx, method, path, body)
 }
 
 // spawn starts the user's server through the hub's REST API and waits
@@ -187,52 +141,12 @@ func (h *hub) api() jupyterAPI {
 // pids returns the hub's, the proxy's and the single-user server's
 // process ids (0 when not running).
 func (h *hub) pids() (hubPID, proxyPID, serverPID int) {
-	if h.cmd == nil {
-		return 0, 0, 0
-	}
-	hubPID = h.cmd.Process.Pid
-	for _, p := range proc.Descendants(hubPID) {
-		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-		switch line := string(cmdline); {
-		case strings.Contains(line, "configurable-http-proxy"):
-			proxyPID = p
-		case strings.Contains(line, "jupyterhub-singleuser"):
-			serverPID = p
-		}
-	}
-	return hubPID, proxyPID, serverPID
+	return h.pid(), h.descendant("configurable-http-proxy"), h.descendant("jupyterhub-singleuser")
 }
 
 // stop stops the hub (it stops the proxy and servers) and kills whatever
-// of its process group is left after 30 s.
-func (h *hub) stop() {
-	if h.cmd == nil {
-		return
-	}
-	pid := h.cmd.Process.Pid
-	type process struct {
-		pid   int
-		start uint64
-	}
-	var tree []process // the servers run in sessions of their own
-	for _, p := range proc.Descendants(pid) {
-		if start, err := proc.StartTime(p); err == nil {
-			tree = append(tree, process{p, start})
-		}
-	}
-	syscall.Kill(pid, syscall.SIGTERM)
-	select {
-	case <-h.done:
-	case <-time.After(30 * time.Second):
-	}
-	syscall.Kill(-pid, syscall.SIGKILL)
-	for _, p := range tree {
-		if proc.Alive(p.pid, p.start) {
-			syscall.Kill(p.pid, syscall.SIGKILL)
-		}
-	}
-	h.cmd = nil
-}
+// of its processes is left after 30 s.
+func (h *hub) stop() { h.hubProc.stop(30 * time.Second) }
 
 // singleUserEnv is Spawner.environment for the stack, as a Python dict.
 func singleUserEnv(s Stack) string {

@@ -15,7 +15,8 @@ import (
 
 // KubeOptions says what bench/kube/run measures.
 type KubeOptions struct {
-	Bin          string // the spinbook binary (its agent is in the cluster's agent image)
+	Bin          string // the spinbook binary
+	Agent        string // the agent binary (cmd/spinbook-agent), the agent image's
 	Venv         string // JupyterHub + KubeSpawner (bench/kube/venv)
 	CHP          string // bench/chp, with configurable-http-proxy installed
 	Spawns       int    // measured warm spawns per side
@@ -26,7 +27,14 @@ type KubeOptions struct {
 	BasePort     int // 3 ports from here (proxy, hub, proxy API)
 	Command      string
 	Log          io.Writer
+	// LoadBefore is the load average before the run began, read before
+	// the cluster started (whose start loads the machine itself); empty:
+	// RunKube reads it.
+	LoadBefore string
 }
+
+// LoadAverage is the machine's load average over the last minute.
+func LoadAverage() string { return loadAverage() }
 
 // DefaultKubeOptions is the full run, or with quick a short one that
 // checks that everything works.
@@ -47,6 +55,9 @@ type KubeCluster struct {
 	// EvictImage removes Image from the node; LoadImage loads it again (the
 	// stand-in for a registry pull: the test cluster reaches no registry).
 	EvictImage, LoadImage func() error
+	// Components are the cluster's own processes (kube-apiserver, etcd,
+	// kubelet, containerd, ...) by name, or nil when unknown.
+	Components func() map[string]int
 }
 
 // The two sides, in table order.
@@ -63,6 +74,7 @@ type kubeResults struct {
 	coldLoad   []time.Duration // image loads before cold spawns
 	login      []time.Duration // spinbook: the login before the kernel (not counted)
 	simWall    [kubeSides]time.Duration
+	simCPU     [kubeSides]sideCPU
 	simFail    [kubeSides]int
 	simErrs    []string
 	ctlIdle    int64 // hub + CHP with no server
@@ -109,12 +121,15 @@ func RunKube(ctx context.Context, o KubeOptions, cl KubeCluster) (_ Report, err 
 		return Report{}, err
 	}
 	b.hub = &kubeHub{
-		venv: o.Venv, chp: o.CHP, dir: dir, ns: "default", image: cl.Image, kubeconfig: cl.Kubeconfig,
-		hubConnectIP: gw, proxyPort: o.BasePort, hubPort: o.BasePort + 1, apiPort: o.BasePort + 2,
-		serviceToken: randomHex(24), poll: o.Poll,
+		hubProc: newHubProc(dir, o.BasePort),
+		venv:    o.Venv, chp: o.CHP, ns: "default", image: cl.Image, kubeconfig: cl.Kubeconfig,
+		hubConnectIP: gw, poll: o.Poll,
 	}
 	rep := Report{Command: o.Command, Date: time.Now()}
-	loadBefore := loadAverage()
+	loadBefore := o.LoadBefore
+	if loadBefore == "" {
+		loadBefore = loadAverage()
+	}
 	rep.Versions = kubeVersions(ctx, o, cl) // the tree the binary was built from, before any later edit
 	if b.r.hubStart, err = b.hub.start(ctx); err != nil {
 		return Report{}, err
@@ -335,12 +350,25 @@ func (b *kubeRun) simultaneousBench(ctx context.Context) error {
 	}
 	b.r.ctlIdle = idle
 	for _, side := range []int{kubeSpinbookSide, kubeHubSide} {
+		var pids []int // the side's processes on this host; spinbook's commands are children that end
+		if side == kubeHubSide {
+			pids = []int{b.hub.pid(), b.hub.descendant("configurable-http-proxy")}
+		}
+		var components map[string]int
+		if b.cl.Components != nil {
+			components = b.cl.Components()
+		}
+		cpu, cluster := sampleCPU(pids...), clusterCPU(components)
 		wall, failed := b.all(ctx, side, names)
+		b.r.simCPU[side] = cpu.since(pids...)
+		b.r.simCPU[side].components, b.r.simCPU[side].cluster = clusterSince(components, cluster)
 		b.r.simWall[side], b.r.simFail[side] = wall, len(failed)
 		for _, err := range failed {
 			b.r.simErrs = append(b.r.simErrs, err.Error())
 		}
-		b.logf("%d at once, %s: %s, %d failed", len(names), []string{"spinbook", "hub"}[side], wall.Round(time.Millisecond), len(failed))
+		b.logf("%d at once, %s: %s, %d failed; processor time: the side's %s, the machine's %s", len(names), []string{"spinbook", "hub"}[side],
+			wall.Round(time.Millisecond), len(failed), b.r.simCPU[side].side.Round(time.Millisecond), b.r.simCPU[side].machine.Round(time.Millisecond))
+		b.logf("  the cluster's processes meanwhile: %s (%s)", formatCPU(b.r.simCPU[side].cluster), topCPU(b.r.simCPU[side].components, 10))
 	}
 	busy, err := b.hub.rss()
 	if err != nil {
@@ -436,6 +464,15 @@ func kubeVersions(ctx context.Context, o KubeOptions, cl KubeCluster) []string {
 		}
 	}
 	return append(out, "JupyterHub "+pkgs["jupyterhub"], "KubeSpawner "+pkgs["jupyterhub_kubespawner"],
-		"image "+cl.Image+" (JupyterLab 4 of scripts/jupyter/lock.txt)", "agent image "+cl.AgentImage,
+		"image "+cl.Image+" (JupyterLab 4 of scripts/jupyter/lock.txt)", "agent image "+cl.AgentImage+agentSize(o.Agent),
 		"Kubernetes v1.34.4 (scripts/k8s-test-cluster: one node, containerd 1.6)")
+}
+
+// agentSize says what the agent image holds: the agent binary and its size.
+func agentSize(bin string) string {
+	st, err := os.Stat(bin)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" (%s, %.1f MB)", filepath.Base(bin), float64(st.Size())/1e6)
 }

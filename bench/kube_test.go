@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,8 +83,8 @@ func TestKubeSpinbookConfigIsValid(t *testing.T) {
 // The hub spawns the same image, reaches the pods' hub API on the node's
 // gateway, and gives each user a workspace claim like spinbook's.
 func TestKubeHubConfig(t *testing.T) {
-	h := &kubeHub{venv: "/v", chp: "/c", dir: "/d", ns: "default", image: "img:1", hubConnectIP: "10.244.0.1",
-		proxyPort: 1, hubPort: 2, apiPort: 3, serviceToken: "tok"}
+	h := &kubeHub{hubProc: hubProc{dir: "/d", proxyPort: 1, hubPort: 2, apiPort: 3, serviceToken: "tok"},
+		venv: "/v", chp: "/c", ns: "default", image: "img:1", hubConnectIP: "10.244.0.1"}
 	cfg := h.config()
 	for _, want := range []string{
 		"c.KubeSpawner.image = 'img:1'", "c.Spawner.hub_connect_url = 'http://10.244.0.1:2'", "c.JupyterHub.hub_port = 2",
@@ -177,5 +179,88 @@ func TestRenderAndReplaceKubeSection(t *testing.T) {
 	want := "# B\n\n" + BeginMarker + "\nlocal\n" + EndMarker + "\n\n## K\n\n" + KubeBeginMarker + "\nsecond\n" + KubeEndMarker + "\n"
 	if diff := cmp.Diff(want, doc); diff != "" {
 		t.Errorf("ReplaceKubeSection (-want +got):\n%s", diff)
+	}
+}
+
+// readProgress ends at the event that says the server is ready, fails with
+// the hub's message at one that says it failed, and fails when the events
+// end before either.
+func TestReadProgress(t *testing.T) {
+	for _, tt := range []struct {
+		name, stream, wantErr string
+	}{
+		{"ready", "data: {\"progress\": 0, \"message\": \"Server requested\"}\n\n" +
+			"data: {\"progress\": 50, \"message\": \"pod started\"}\n\n" +
+			"data: {\"progress\": 100, \"ready\": true, \"message\": \"Server ready at /user/a/\"}\n\n", ""},
+		{"ready, comments and keep-alives between", ":keepalive\n\ndata: {\"ready\": true}\n\n", ""},
+		{"failed", "data: {\"progress\": 10}\n\ndata: {\"failed\": true, \"message\": \"Spawn failed: pod timeout\"}\n\n", "Spawn failed: pod timeout"},
+		{"ended early", "data: {\"progress\": 10}\n\n", "ended before the server was ready"},
+		{"not json", "data: <html>\n\n", "progress event"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := readProgress(strings.NewReader(tt.stream))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("readProgress = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("readProgress = %v, want an error with %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// parseBusy counts user, nice, system, irq, softirq and steal, not idle,
+// iowait or the guest times (already in user).
+func TestParseBusy(t *testing.T) {
+	stat := "cpu  100 20 30 5000 7 1 2 3 40 50\ncpu0 50 10 15 2500 3 0 1 1 20 25\nintr 1 2 3\n"
+	if got, want := parseBusy(stat), time.Duration(100+20+30+1+2+3)*time.Second/clockTick; got != want {
+		t.Errorf("parseBusy = %s, want %s", got, want)
+	}
+	for _, bad := range []string{"", "intr 1 2\n", "cpu 1 2\n"} {
+		if got := parseBusy(bad); got != 0 {
+			t.Errorf("parseBusy(%q) = %s, want 0", bad, got)
+		}
+	}
+}
+
+// procCPU reads this test's own processor time from /proc: more than
+// nothing once it has spun a little, and 0 for a process that is gone.
+func TestProcCPU(t *testing.T) {
+	deadline := time.Now().Add(10 * time.Second)
+	for procCPU(os.Getpid()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("procCPU of this process stayed 0 after spinning 10 s")
+		}
+		for i := 0; i < 1e6; i++ {
+			_ = strconv.Itoa(i)
+		}
+	}
+	if got := procCPU(1 << 30); got != 0 {
+		t.Errorf("procCPU of no process = %s, want 0", got)
+	}
+}
+
+// topCPU names the components that used the most first; clusterSince
+// reads a live process's time and never goes below zero.
+func TestClusterCPU(t *testing.T) {
+	used := map[string]time.Duration{"etcd": time.Second, "kubelet": 3 * time.Second, "kube-router": 2 * time.Second}
+	if got, want := topCPU(used, 2), "kubelet 3.0 s, kube-router 2.0 s"; got != want {
+		t.Errorf("topCPU = %q, want %q", got, want)
+	}
+	if got := topCPU(nil, 3); got != "" {
+		t.Errorf("topCPU(nil) = %q, want empty", got)
+	}
+	self := map[string]int{"test": os.Getpid()}
+	start := clusterCPU(self)
+	start["gone"] = time.Second // a component that is no longer there
+	each, total := clusterSince(self, map[string]time.Duration{"test": start["test"] + time.Hour})
+	if each["test"] != 0 || total != 0 {
+		t.Errorf("clusterSince with a later start = %v, %s; want 0", each, total)
+	}
+	if _, _, comm := procTimes(os.Getpid()); comm == "" {
+		t.Error("procTimes found no command name for this process")
 	}
 }

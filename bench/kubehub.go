@@ -1,20 +1,16 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/spinbook/spinbook/internal/proc"
 )
 
 // kubeHub is the peer on Kubernetes: JupyterHub with KubeSpawner
@@ -26,14 +22,10 @@ import (
 // which exists once the first pod does); CHP reaches the pods on their pod
 // IPs, as on a node of a real cluster.
 type kubeHub struct {
-	venv, chp, dir, ns, image, kubeconfig string
-	hubConnectIP                          string
-	proxyPort, hubPort, apiPort           int
-	serviceToken                          string
-	poll                                  time.Duration
-	cmd                                   *exec.Cmd
-	done                                  chan struct{}
-	client                                *http.Client
+	hubProc
+	venv, chp, ns, image, kubeconfig string
+	hubConnectIP                     string
+	poll                             time.Duration
 }
 
 // kubeHubConfig is jupyterhub_config.py; {{...}} are filled by config.
@@ -74,60 +66,14 @@ c.JupyterHub.load_roles = [{'name': 'kubebench', 'services': ['kubebench'],
 
 // config is the hub's jupyterhub_config.py.
 func (h *kubeHub) config() string {
-	return strings.NewReplacer("{{proxy}}", strconv.Itoa(h.proxyPort), "{{hub}}", strconv.Itoa(h.hubPort),
-		"{{api}}", strconv.Itoa(h.apiPort), "{{hubconnect}}", h.hubConnectIP,
+	return h.fill(kubeHubConfig, "{{hubconnect}}", h.hubConnectIP,
 		"{{chp}}", filepath.Join(h.chp, "node_modules", ".bin", "configurable-http-proxy"),
-		"{{ns}}", h.ns, "{{image}}", h.image, "{{dir}}", h.dir, "{{token}}", h.serviceToken).Replace(kubeHubConfig)
+		"{{ns}}", h.ns, "{{image}}", h.image)
 }
-
-func (h *kubeHub) url() string { return "http://127.0.0.1:" + strconv.Itoa(h.proxyPort) + "/" }
 
 // start starts the hub (and through it the proxy) and waits for /hub/health.
 func (h *kubeHub) start(ctx context.Context) (time.Duration, error) {
-	h.client = newClient(true, 2*time.Minute)
-	config := filepath.Join(h.dir, "jupyterhub_config.py")
-	if err := os.WriteFile(config, []byte(h.config()), 0o600); err != nil {
-		return 0, err
-	}
-	logf, err := os.OpenFile(filepath.Join(h.dir, "jupyterhub.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer logf.Close()
-	t0 := time.Now()
-	cmd := exec.Command(filepath.Join(h.venv, "bin", "jupyterhub"), "-f", config)
-	cmd.Dir = h.dir
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+h.kubeconfig, "CONFIGPROXY_AUTH_TOKEN="+randomHex(24))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start jupyterhub: %w", err)
-	}
-	h.cmd, h.done = cmd, make(chan struct{})
-	go func() { cmd.Wait(); close(h.done) }()
-	// A hub that exits (a bad config, no proxy) ends the wait.
-	waitCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-h.done:
-			cancel()
-		case <-waitCtx.Done():
-		}
-	}()
-	if err := pollOK(waitCtx, h.client, h.url()+"hub/health", nil, 50*time.Millisecond, 2*time.Minute); err != nil {
-		h.stop()
-		return 0, fmt.Errorf("jupyterhub (log: %s): %w", logf.Name(), err)
-	}
-	return time.Since(t0), nil
-}
-
-func (h *kubeHub) hubAPI(ctx context.Context, method, path, body string) (int, []byte, error) {
-	return jupyterAPI{
-		base:   h.url() + "hub/api/",
-		header: http.Header{"Authorization": {"token " + h.serviceToken}},
-		client: h.client,
-	}.do(ctx, method, path, body)
+	return h.launch(ctx, filepath.Join(h.venv, "bin", "jupyterhub"), h.config(), []string{"KUBECONFIG=" + h.kubeconfig}, 2*time.Minute)
 }
 
 // addUsers makes the hub's users.
@@ -144,13 +90,79 @@ func (h *kubeHub) addUsers(ctx context.Context, users []string) error {
 }
 
 // spawn asks the hub for user's server and waits until Jupyter answers
-// through the proxy.
+// through the proxy. The hub answers the request once the server is ready
+// (201), or after its slow_spawn_timeout (10 s) with 202: then spawn
+// follows the server's progress events, as the hub's own spawn page does,
+// rather than polling the proxy, which sends every request for a server
+// not yet routed to the hub itself (ten users polling every 10 ms would
+// keep the hub's one Python thread busy with nothing else).
 func (h *kubeHub) spawn(ctx context.Context, user string) error {
 	code, body, err := h.hubAPI(ctx, http.MethodPost, "users/"+user+"/server", "")
 	if err != nil || (code != http.StatusCreated && code != http.StatusAccepted) {
 		return fmt.Errorf("jupyterhub: POST users/%s/server: %d %s %v", user, code, body, err)
 	}
+	if code == http.StatusAccepted {
+		if err := h.awaitProgress(ctx, user); err != nil {
+			return err
+		}
+	}
 	return pollOK(ctx, newClient(true, 5*time.Second), h.api(user).base+"api/status", h.api(user).header, h.poll, upTimeout)
+}
+
+// awaitProgress follows GET users/NAME/server/progress (server-sent
+// events) until the hub says the server is ready, or why it failed.
+func (h *kubeHub) awaitProgress(ctx context.Context, user string) error {
+	ctx, cancel := context.WithTimeout(ctx, upTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url()+"hub/api/users/"+user+"/server/progress", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "token "+h.serviceToken)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := newClient(false, 0).Do(req)
+	if err != nil {
+		return fmt.Errorf("jupyterhub: progress of %s's server: %w", user, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("jupyterhub: progress of %s's server: %s", user, resp.Status)
+	}
+	if err := readProgress(resp.Body); err != nil {
+		return fmt.Errorf("jupyterhub: %s's server: %w", user, err)
+	}
+	return nil
+}
+
+// readProgress reads a hub's progress events until one says the server is
+// ready (nil) or failed (its message).
+func readProgress(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data:")
+		if !ok {
+			continue
+		}
+		var ev struct {
+			Ready   bool   `json:"ready"`
+			Failed  bool   `json:"failed"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal([]byte(strings.TrimSpace(data)), &ev); err != nil {
+			return fmt.Errorf("progress event %.200q: %w", data, err)
+		}
+		switch {
+		case ev.Failed:
+			return fmt.Errorf("spawn failed: %s", ev.Message)
+		case ev.Ready:
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("progress events: %w", err)
+	}
+	return fmt.Errorf("progress events ended before the server was ready")
 }
 
 // stopServer stops user's server and waits until the hub reports it gone.
@@ -199,24 +211,9 @@ func (h *kubeHub) api(user string) jupyterAPI {
 	}
 }
 
-// pids returns the hub's and the proxy's process ids.
-func (h *kubeHub) pids() (hubPID, proxyPID int) {
-	if h.cmd == nil {
-		return 0, 0
-	}
-	hubPID = h.cmd.Process.Pid
-	for _, p := range proc.Descendants(hubPID) {
-		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline")
-		if strings.Contains(string(cmdline), "configurable-http-proxy") {
-			proxyPID = p
-		}
-	}
-	return hubPID, proxyPID
-}
-
 // rss is the hub's and the proxy's resident memory together.
 func (h *kubeHub) rss() (int64, error) {
-	hubPID, proxyPID := h.pids()
+	hubPID, proxyPID := h.pid(), h.descendant("configurable-http-proxy")
 	if hubPID == 0 || proxyPID == 0 {
 		return 0, fmt.Errorf("jupyterhub or its proxy is not running (hub %d, proxy %d)", hubPID, proxyPID)
 	}
@@ -229,17 +226,5 @@ func (h *kubeHub) rss() (int64, error) {
 }
 
 // stop stops the hub (cleanup_servers: it deletes its pods first) and
-// kills its process group if it is not gone within two minutes.
-func (h *kubeHub) stop() {
-	if h.cmd == nil {
-		return
-	}
-	pid := h.cmd.Process.Pid
-	syscall.Kill(pid, syscall.SIGTERM)
-	select {
-	case <-h.done:
-	case <-time.After(2 * time.Minute):
-	}
-	syscall.Kill(-pid, syscall.SIGKILL)
-	h.cmd = nil
-}
+// kills its processes if it is not gone within two minutes.
+func (h *kubeHub) stop() { h.hubProc.stop(2 * time.Minute) }

@@ -68,6 +68,16 @@ func (r *kubeResults) rows(o KubeOptions) []Row {
 			Spinbook: FormatDuration(sb), Hub: FormatDuration(hub), VsHub: ratioD(sb, hub), Goal: GoalAtMost("Hub", float64(sb)/float64(hub), 0.5, "×")},
 		Row{Benchmark: fmt.Sprintf("%d users at once", o.Simultaneous), Metric: "failures",
 			Spinbook: fmt.Sprint(r.simFail[kubeSpinbookSide]), Hub: fmt.Sprint(r.simFail[kubeHubSide]), Goal: failGoal})
+	if c := r.simCPU; c[kubeSpinbookSide].machine > 0 && c[kubeHubSide].machine > 0 {
+		sbc, hubc := c[kubeSpinbookSide], c[kubeHubSide]
+		rows = append(rows,
+			Row{Benchmark: fmt.Sprintf("%d users at once", o.Simultaneous), Metric: "processor time of the side meanwhile: its pods + `spinbook` commands / its pods + hub + CHP",
+				Spinbook: formatCPU(sbc.side), Hub: formatCPU(hubc.side), VsHub: ratioD(sbc.side, hubc.side)},
+			Row{Benchmark: fmt.Sprintf("%d users at once", o.Simultaneous), Metric: "processor time of the cluster's own processes meanwhile (kube-apiserver, etcd, kubelet, containerd and its shims, kube-proxy, kube-router, ...)",
+				Spinbook: formatCPU(sbc.cluster), Hub: formatCPU(hubc.cluster), VsHub: ratioD(sbc.cluster, hubc.cluster)},
+			Row{Benchmark: fmt.Sprintf("%d users at once", o.Simultaneous), Metric: "processor time of everything else on the machine meanwhile (the bench, other work)",
+				Spinbook: formatCPU(max(0, sbc.machine-sbc.side-sbc.cluster)), Hub: formatCPU(max(0, hubc.machine-hubc.side-hubc.cluster))})
+	}
 	if n := int64(o.Simultaneous); n > 0 && r.ctlBusy > 0 {
 		perServer := max(0, r.ctlBusy-r.ctlIdle) / n
 		var agents int64
@@ -103,6 +113,11 @@ func (r *kubeResults) notes(loadBefore string) []string {
 			break
 		}
 		out = append(out, "failure: "+e)
+	}
+	for side, name := range []string{"spinbook", "the hub"} {
+		if c := r.simCPU[side]; len(c.components) > 0 {
+			out = append(out, fmt.Sprintf("The cluster's processes while %s's users started at once: %s.", name, topCPU(c.components, 4)))
+		}
 	}
 	if busy := parseLoad(loadBefore); busy > float64(runtime.NumCPU())/2 {
 		out = append(out, fmt.Sprintf("The machine was busy with other work (load average %.1f on %d cores before the run): "+

@@ -24,7 +24,8 @@ func main() {
 	quick := flag.Bool("quick", false, "a short run to check the harness; not written to -doc")
 	o := bench.DefaultKubeOptions(false)
 	q := bench.DefaultKubeOptions(true)
-	flag.StringVar(&o.Bin, "bin", "bin/spinbook", "the spinbook binary (the agent image is made from it)")
+	flag.StringVar(&o.Bin, "bin", "bin/spinbook", "the spinbook binary")
+	flag.StringVar(&o.Agent, "agent", "bin/spinbook-agent", "the agent binary (cmd/spinbook-agent) the agent image is made of")
 	flag.StringVar(&o.Venv, "venv", "", "JupyterHub + KubeSpawner's venv (bench/kube/venv install prints it)")
 	flag.StringVar(&o.CHP, "chp", "bench/chp", "where configurable-http-proxy is installed (npm ci)")
 	doc := flag.String("doc", "docs/benchmarks.md", "where a full run writes its table (between its markers); empty: print only")
@@ -90,9 +91,10 @@ func run(ctx context.Context, o bench.KubeOptions, quick bool, doc string) error
 	if os.Getenv("K8S_PV_COUNT") == "" {
 		os.Setenv("K8S_PV_COUNT", fmt.Sprint(2*max(o.LsServers, o.Simultaneous)+10))
 	}
+	o.LoadBefore = bench.LoadAverage() // before the cluster's own start loads the machine
 	fmt.Fprintln(os.Stderr, "starting the test cluster (scripts/k8s-test-cluster; waits for another user of it)")
 	defer k8stest.Stop() // also after a panic, or a half-started cluster
-	cl, err := k8stest.Start(o.Bin)
+	cl, err := k8stest.Start(o.Agent)
 	if err != nil {
 		return fmt.Errorf("test cluster: %w", err)
 	}
@@ -104,6 +106,7 @@ func run(ctx context.Context, o bench.KubeOptions, quick bool, doc string) error
 		Kubeconfig: cl.Kubeconfig, Image: cl.LabImage, AgentImage: cl.AgentImage, PodCIDR: cidr,
 		EvictImage: func() error { return cl.EvictImage(cl.LabImage) },
 		LoadImage:  func() error { return cl.LoadImage(cl.LabImage) },
+		Components: func() map[string]int { return components(cl.Dir) },
 	})
 	if err != nil {
 		return err
@@ -122,4 +125,25 @@ func run(ctx context.Context, o bench.KubeOptions, quick bool, doc string) error
 	}
 	fmt.Fprintln(os.Stderr, "wrote", doc)
 	return nil
+}
+
+// components are the processes scripts/k8s-test-cluster started, by name,
+// from DIR/pids/NAME ("PID STARTTIME").
+func components(dir string) map[string]int {
+	out := map[string]int{}
+	entries, err := os.ReadDir(filepath.Join(dir, "pids"))
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, "pids", e.Name()))
+		if err != nil {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(string(data), &pid); err == nil && pid > 0 {
+			out[e.Name()] = pid
+		}
+	}
+	return out
 }

@@ -30,7 +30,6 @@ package kubernetes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,14 +43,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -185,16 +182,21 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 		}
 		size = s
 	}
-	// The NetworkPolicy first, for a server started before spinbook made
-	// one too: no pod of the user's is reachable without it.
+	// The NetworkPolicy before anything else, for a server started before
+	// spinbook made one too: no pod of the user's is reachable without it.
+	// The pod is read meanwhile; nothing is created before both are done.
 	cn := k.clusterNet(ctx)
 	for _, w := range k.proxyWarnings(cn) {
 		progress(backend.Event{Message: "Warning: " + w})
 	}
-	if err := k.ensureNetworkPolicy(ctx, user, cn); err != nil {
-		return backend.Server{}, err
-	}
+	var npErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { npErr = k.ensureNetworkPolicy(ctx, user, cn) })
 	pod, err := k.pod(ctx, user)
+	wg.Wait()
+	if npErr != nil {
+		return backend.Server{}, npErr
+	}
 	if err != nil {
 		return backend.Server{}, err
 	}
@@ -223,21 +225,8 @@ func (k *Kubernetes) Up(ctx context.Context, spec backend.Spec, progress func(ba
 		}
 	}
 
-	if err := k.ensurePVC(ctx, user, size, progress); err != nil {
-		return backend.Server{}, err
-	}
-	svc, err := k.ensureService(ctx, user)
+	svc, as, err := k.prepare(ctx, spec, size, cn, progress)
 	if err != nil {
-		return backend.Server{}, err
-	}
-	as, err := k.agentSpec(ctx, spec)
-	if err != nil {
-		return backend.Server{}, err
-	}
-	if err := k.putSecret(ctx, user, as); err != nil {
-		return backend.Server{}, err
-	}
-	if err := k.ensureIngress(ctx, user); err != nil {
 		return backend.Server{}, err
 	}
 	p := podSpec(k.cfg, spec, size)
@@ -282,7 +271,7 @@ func podGrace(kc config.Kubernetes) time.Duration {
 }
 
 // agentSpec fills in where things live in the pod.
-func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) (backend.AgentSpec, error) {
+func (k *Kubernetes) agentSpec(spec backend.Spec, cn clusterNet) (backend.AgentSpec, error) {
 	kc := k.cfg.Kubernetes
 	as, err := spec.AgentSpec()
 	if err != nil {
@@ -304,7 +293,7 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) (backend.
 	if kc.Ingress.TLSSecret != "" {
 		as.BehindTLS = true
 	}
-	as.Allow = k.allowWithNodes(ctx, as.Allow)
+	as.Allow = allowWithNodes(as.Allow, cn.Gateways)
 	// The front door answers the host of the URL (describe), besides
 	// access.hosts.
 	if kc.Ingress.Host != "" {
@@ -321,7 +310,7 @@ func (k *Kubernetes) agentSpec(ctx context.Context, spec backend.Spec) (backend.
 // address on the pod network (the first address of its pod CIDR), never
 // from 127.0.0.1. Clients from elsewhere keep their own address when the
 // Service keeps it (externalTrafficPolicy Local).
-func (k *Kubernetes) allowWithNodes(ctx context.Context, allow []string) []string {
+func allowWithNodes(allow []string, gateways []netip.Addr) []string {
 	loopback := false
 	for _, s := range allow {
 		p, err := netip.ParsePrefix(s)
@@ -335,443 +324,11 @@ func (k *Kubernetes) allowWithNodes(ctx context.Context, allow []string) []strin
 	if !loopback {
 		return allow
 	}
-	nodes, err := k.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		k.log.Debug("list nodes for the allowlist", "err", err)
-		return allow
-	}
 	out := append([]string(nil), allow...)
-	for _, n := range nodes.Items {
-		cidrs := n.Spec.PodCIDRs
-		if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
-			cidrs = []string{n.Spec.PodCIDR}
-		}
-		for _, c := range cidrs {
-			if p, err := netip.ParsePrefix(c); err == nil {
-				gw := p.Masked().Addr().Next()
-				out = append(out, netip.PrefixFrom(gw, gw.BitLen()).String())
-			}
-		}
+	for _, gw := range gateways {
+		out = append(out, netip.PrefixFrom(gw, gw.BitLen()).String())
 	}
 	return out
-}
-
-// podSpec is the Pod the backend creates for spec.
-func podSpec(c *config.Config, spec backend.Spec, size config.Size) *corev1.Pod {
-	kc := c.Kubernetes
-	user := spec.User
-	lbl := labels(user)
-	if spec.Size != "" {
-		lbl[backend.LabelSize] = spec.Size
-	}
-	annot := map[string]string{}
-	if spec.AccessDigest != "" {
-		annot[annotDigest] = spec.AccessDigest
-	}
-	if spec.Agent.TLSCert != "" || spec.Agent.TLSSelfSigned {
-		lbl[backend.LabelTLS] = "true"
-	}
-	workspace := path.Join(kc.Home, "work")
-	grace := int64(podGrace(kc) / time.Second)
-	no, yes := false, true
-	root := int64(0)
-	shm := resource.NewQuantity(defaultShm, resource.BinarySI)
-	if size.ShmBytes > 0 {
-		shm = resource.NewQuantity(size.ShmBytes, resource.BinarySI)
-	}
-	probe := func(p string, period, failures int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p, Port: intstr.FromString(healthName)}},
-			PeriodSeconds:    period,
-			TimeoutSeconds:   5,
-			FailureThreshold: failures,
-		}
-	}
-	var tolerations []corev1.Toleration
-	for _, t := range size.Tolerations {
-		tolerations = append(tolerations, corev1.Toleration{
-			Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect),
-		})
-	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: PodName(user), Labels: lbl, Annotations: annot},
-		Spec: corev1.PodSpec{
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			TerminationGracePeriodSeconds: &grace,
-			AutomountServiceAccountToken:  &no,
-			EnableServiceLinks:            &no,
-			// The sandbox's pause process is PID 1 and reaps the kernels' orphans.
-			ShareProcessNamespace: &yes,
-			SecurityContext:       &corev1.PodSecurityContext{FSGroup: ptr(int64(kc.GID))},
-			NodeSelector:          size.NodeSelector,
-			Tolerations:           tolerations,
-			InitContainers: []corev1.Container{{
-				Name:            initName,
-				Image:           kc.AgentImage,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command: []string{"/spinbook", "agent", "stage",
-					"--bin-dir", binDir, "--spec-from", secretDir + "/" + specKey, "--spec-to", specPath,
-					"--workspace", workspace, "--owner", fmt.Sprintf("%d:%d", kc.UID, kc.GID)},
-				SecurityContext: &corev1.SecurityContext{RunAsUser: &root, RunAsGroup: &root},
-				VolumeMounts: []corev1.VolumeMount{
-					{Name: "agent", MountPath: binDir},
-					{Name: "run", MountPath: runDir},
-					{Name: "spec", MountPath: secretDir, ReadOnly: true},
-					{Name: "work", MountPath: workspace},
-				},
-			}},
-			Containers: []corev1.Container{{
-				Name:            mainName,
-				Image:           c.Image,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:         []string{agentPath, "agent"},
-				Args:            []string{},
-				// Only where the spec is: the spec itself is a file.
-				Env:        []corev1.EnvVar{{Name: "SPINBOOK_AGENT_SPEC", Value: specPath}},
-				WorkingDir: kc.Home,
-				Ports: []corev1.ContainerPort{
-					{Name: frontName, ContainerPort: frontPort},
-					{Name: healthName, ContainerPort: healthPort},
-				},
-				ReadinessProbe: probe("/readyz", 2, 3),
-				LivenessProbe:  probe("/healthz", 10, 6),
-				StartupProbe:   probe("/healthz", 2, 60),
-				Resources:      resources(size),
-				VolumeMounts: []corev1.VolumeMount{
-					{Name: "agent", MountPath: binDir, ReadOnly: true},
-					{Name: "run", MountPath: runDir},
-					{Name: "work", MountPath: workspace},
-					{Name: "shm", MountPath: "/dev/shm"},
-				},
-			}},
-			Volumes: []corev1.Volume{
-				{Name: "agent", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-				{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: resource.NewQuantity(16<<20, resource.BinarySI)}}},
-				{Name: "spec", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-					SecretName: PodName(user), DefaultMode: ptr(int32(0o400)),
-					Items: []corev1.KeyToPath{{Key: specKey, Path: specKey}},
-				}}},
-				{Name: "work", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: PVCName(user)}}},
-				{Name: "shm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: shm}}},
-			},
-		},
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// resources maps a size to requests and limits: CPUs and memory are both
-// (a server gets what it may use), GPUs are nvidia.com/gpu.
-func resources(size config.Size) corev1.ResourceRequirements {
-	r := corev1.ResourceRequirements{}
-	set := func(name corev1.ResourceName, q resource.Quantity) {
-		if r.Limits == nil {
-			r.Limits, r.Requests = corev1.ResourceList{}, corev1.ResourceList{}
-		}
-		r.Limits[name], r.Requests[name] = q, q
-	}
-	if size.NanoCPUs > 0 {
-		set(corev1.ResourceCPU, *resource.NewMilliQuantity(size.NanoCPUs/1e6, resource.DecimalSI))
-	}
-	if size.MemoryBytes > 0 {
-		set(corev1.ResourceMemory, *resource.NewQuantity(size.MemoryBytes, resource.BinarySI))
-	}
-	if size.GPUCount > 0 {
-		set("nvidia.com/gpu", *resource.NewQuantity(int64(size.GPUCount), resource.DecimalSI))
-	}
-	return r
-}
-
-// putSecret creates or replaces user's Secret with the spec and its token.
-func (k *Kubernetes) putSecret(ctx context.Context, user string, as backend.AgentSpec) error {
-	data, err := json.Marshal(as)
-	if err != nil {
-		return fmt.Errorf("encode agent spec: %w", err)
-	}
-	s := &corev1.Secret{
-		ObjectMeta: k.meta(user),
-		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{specKey: data, tokenKey: []byte(as.ControlToken)},
-	}
-	secrets := k.cs.CoreV1().Secrets(k.ns)
-	if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err == nil {
-		return nil
-	} else if !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create secret %s: %w", s.Name, err)
-	}
-	if _, err := secrets.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update secret %s: %w", s.Name, err)
-	}
-	return nil
-}
-
-// controlToken reads back the control token of user's server, or "".
-func (k *Kubernetes) controlToken(ctx context.Context, user string) string {
-	s, err := k.cs.CoreV1().Secrets(k.ns).Get(ctx, PodName(user), metav1.GetOptions{})
-	if err != nil {
-		k.log.Debug("no control token", "user", user, "err", err)
-		return ""
-	}
-	return string(s.Data[tokenKey])
-}
-
-// ensurePVC creates user's workspace claim unless it exists.
-func (k *Kubernetes) ensurePVC(ctx context.Context, user string, size config.Size, progress func(backend.Event)) error {
-	pvcs := k.cs.CoreV1().PersistentVolumeClaims(k.ns)
-	if _, err := pvcs.Get(ctx, PVCName(user), metav1.GetOptions{}); err == nil {
-		return nil
-	} else if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get workspace claim %s: %w", PVCName(user), k.explain(err))
-	}
-	bytes := k.cfg.Kubernetes.WorkspaceBytes
-	if size.StorageBytes > 0 {
-		bytes = size.StorageBytes
-	}
-	pvc := &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: PVCName(user), Namespace: k.ns, Labels: labels(user)},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
-				corev1.ResourceStorage: *resource.NewQuantity(bytes, resource.BinarySI),
-			}},
-		},
-	}
-	if sc := k.cfg.Kubernetes.StorageClass; sc != "" {
-		pvc.Spec.StorageClassName = &sc
-	}
-	progress(backend.Event{Message: fmt.Sprintf("creating the workspace volume claim %s (%s)", PVCName(user), pvc.Spec.Resources.Requests.Storage())})
-	if _, err := pvcs.Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create workspace claim %s: %w", PVCName(user), err)
-	}
-	return nil
-}
-
-// ensureService creates user's Service unless it exists: a NodePort, or a
-// ClusterIP behind the Ingress.
-func (k *Kubernetes) ensureService(ctx context.Context, user string) (*corev1.Service, error) {
-	svcs := k.cs.CoreV1().Services(k.ns)
-	if s, err := svcs.Get(ctx, PodName(user), metav1.GetOptions{}); err == nil {
-		return s, nil
-	} else if !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("get service %s: %w", PodName(user), k.explain(err))
-	}
-	s := &corev1.Service{
-		ObjectMeta: k.meta(user),
-		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeNodePort,
-			Selector: labels(user),
-			Ports: []corev1.ServicePort{
-				{Name: frontName, Port: frontPort, TargetPort: intstr.FromString(frontName)},
-				{Name: healthName, Port: healthPort, TargetPort: intstr.FromString(healthName)},
-			},
-			// The agent sees the client's own address, for access.allow.
-			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
-			// The pod is reachable from when it has an address, before the
-			// kubelet's readiness probe passes: the agent is the front door
-			// from its first moment (a login page, Jupyter's starting), and
-			// up asks its /readyz itself instead of waiting a probe period.
-			PublishNotReadyAddresses: true,
-		},
-	}
-	if k.cfg.Kubernetes.Ingress.Host != "" {
-		s.Spec.Type = corev1.ServiceTypeClusterIP
-		s.Spec.ExternalTrafficPolicy = ""
-	}
-	out, err := svcs.Create(ctx, s, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		// Another up of the same user made it since the Get: use theirs.
-		if out, err = svcs.Get(ctx, s.Name, metav1.GetOptions{}); err == nil {
-			return out, nil
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create service %s: %w", s.Name, err)
-	}
-	return out, nil
-}
-
-// ensureIngress creates user's Ingress, USER.HOST, when one is configured.
-func (k *Kubernetes) ensureIngress(ctx context.Context, user string) error {
-	in := k.cfg.Kubernetes.Ingress
-	if in.Host == "" {
-		return nil
-	}
-	host := user + "." + in.Host
-	pathType := networkingv1.PathTypePrefix
-	ing := &networkingv1.Ingress{
-		ObjectMeta: k.meta(user),
-		Spec: networkingv1.IngressSpec{
-			Rules: []networkingv1.IngressRule{{
-				Host: host,
-				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-					Paths: []networkingv1.HTTPIngressPath{{
-						Path: "/", PathType: &pathType,
-						Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
-							Name: PodName(user), Port: networkingv1.ServiceBackendPort{Name: frontName},
-						}},
-					}},
-				}},
-			}},
-		},
-	}
-	if in.Class != "" {
-		ing.Spec.IngressClassName = &in.Class
-	}
-	if in.TLSSecret != "" {
-		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: in.TLSSecret}}
-	}
-	_, err := k.cs.NetworkingV1().Ingresses(k.ns).Create(ctx, ing, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ingress %s: %w", ing.Name, err)
-	}
-	return nil
-}
-
-func phase(p *corev1.Pod) string {
-	if p.Status.Phase == "" {
-		return "pending"
-	}
-	return strings.ToLower(string(p.Status.Phase))
-}
-
-// reportEvents passes on the pod's and its claim's new events: scheduling,
-// pulling, starting.
-func (k *Kubernetes) reportEvents(ctx context.Context, pod *corev1.Pod, seen map[string]bool, progress func(backend.Event)) {
-	evs, err := k.cs.CoreV1().Events(k.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(pod.UID)})
-	if err != nil {
-		return
-	}
-	sort.Slice(evs.Items, func(i, j int) bool { return evTime(&evs.Items[i]).Before(evTime(&evs.Items[j])) })
-	for _, e := range evs.Items {
-		key := string(e.UID) + "/" + strconv.Itoa(int(e.Count))
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		progress(backend.Event{Message: fmt.Sprintf("%s: %s", e.Reason, e.Message)})
-	}
-}
-
-func evTime(e *corev1.Event) time.Time {
-	switch {
-	case !e.LastTimestamp.IsZero():
-		return e.LastTimestamp.Time
-	case !e.EventTime.IsZero():
-		return e.EventTime.Time
-	}
-	return e.CreationTimestamp.Time
-}
-
-// pvcBindGrace is how long a workspace claim may stay unbound, with a
-// warning from the cluster, before Up gives up on it.
-const pvcBindGrace = 15 * time.Second
-
-// stuck says why pod cannot become ready, or "" while it may still.
-func (k *Kubernetes) stuck(ctx context.Context, pod *corev1.Pod, waited time.Duration) string {
-	user := pod.Labels[backend.LabelUser]
-	if pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
-		return podEnd(pod) + k.logHint(ctx, pod)
-	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			if strings.Contains(c.Message, "unbound") || strings.Contains(c.Message, "PersistentVolumeClaim") {
-				if msg := k.unboundClaim(ctx, user, waited); msg != "" {
-					return msg
-				}
-				continue
-			}
-			return fmt.Sprintf("no node can run it: %s (choose a smaller size, or ask for nodes with what is short)", c.Message)
-		}
-	}
-	if msg := k.unboundClaim(ctx, user, waited); msg != "" {
-		return msg
-	}
-	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
-	for _, s := range statuses {
-		if w := s.State.Waiting; w != nil {
-			switch w.Reason {
-			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
-				return fmt.Sprintf("the image %s cannot be pulled (%s): %s; check the image name (config key %s) and that the cluster may pull it", s.Image, w.Reason, w.Message, imageKey(s.Name))
-			case "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff":
-				return fmt.Sprintf("container %s cannot start (%s): %s", s.Name, w.Reason, w.Message)
-			}
-		}
-		if t := s.State.Terminated; t != nil && (s.Name == mainName || t.ExitCode != 0) {
-			return fmt.Sprintf("container %s exited (%s)%s", s.Name, termDetail(t), k.logHint(ctx, pod))
-		}
-	}
-	return ""
-}
-
-func imageKey(container string) string {
-	if container == initName {
-		return "kubernetes.agent_image"
-	}
-	return "image"
-}
-
-// unboundClaim says why user's workspace claim does not bind, once it has
-// waited pvcBindGrace with a warning from the cluster, else "".
-func (k *Kubernetes) unboundClaim(ctx context.Context, user string, waited time.Duration) string {
-	pvc, err := k.cs.CoreV1().PersistentVolumeClaims(k.ns).Get(ctx, PVCName(user), metav1.GetOptions{})
-	if err != nil || pvc.Status.Phase == corev1.ClaimBound || waited < pvcBindGrace {
-		return ""
-	}
-	evs, err := k.cs.CoreV1().Events(k.ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(pvc.UID)})
-	if err != nil {
-		return ""
-	}
-	for _, e := range evs.Items {
-		if e.Type == corev1.EventTypeWarning {
-			return fmt.Sprintf("the workspace volume claim %s does not bind (%s: %s); check kubernetes.storage_class and that the cluster can provision volumes", pvc.Name, e.Reason, e.Message)
-		}
-	}
-	return ""
-}
-
-// logHint is the agent's own error from the log's tail, when it wrote one.
-func (k *Kubernetes) logHint(ctx context.Context, pod *corev1.Pod) string {
-	tail := int64(40)
-	data, err := k.cs.CoreV1().Pods(k.ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: mainName, TailLines: &tail}).DoRaw(ctx)
-	if err != nil {
-		return ""
-	}
-	if msg := backend.AgentError(string(data)); msg != "" {
-		return ": " + msg
-	}
-	return ""
-}
-
-func termDetail(t *corev1.ContainerStateTerminated) string {
-	if t.Reason == "OOMKilled" {
-		return "out of memory; choose a larger size"
-	}
-	if t.Reason != "" && t.Reason != "Completed" && t.Reason != "Error" {
-		return fmt.Sprintf("%s, exit code %d", t.Reason, t.ExitCode)
-	}
-	return fmt.Sprintf("exit code %d", t.ExitCode)
-}
-
-// podEnd says how an ended pod ended.
-func podEnd(p *corev1.Pod) string {
-	for _, s := range p.Status.ContainerStatuses {
-		if t := s.State.Terminated; t != nil {
-			return "container " + s.Name + ": " + termDetail(t)
-		}
-	}
-	if p.Status.Message != "" {
-		return p.Status.Message
-	}
-	return phase(p)
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // Down implements backend.Backend: the pod gets SIGTERM and

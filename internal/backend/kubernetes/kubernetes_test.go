@@ -7,12 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/spinbook/spinbook/internal/backend"
@@ -340,14 +344,33 @@ func TestIngress(t *testing.T) {
 // TestUpReturnsWhenTheAgentIsReady: the Service publishes the pod before
 // the kubelet's readiness probe passes, and Up returns once the agent
 // itself says ready through it (not at a probe's period): the server it
-// returns answers /readyz at once.
+// returns answers /readyz at once. On the way it reports the pod's
+// events, each once.
 func TestUpReturnsWhenTheAgentIsReady(t *testing.T) {
 	k, _ := newBackend(t, nil)
 	s := spec(t, "k8s-ready", "pw-ready")
 	t.Cleanup(func() { k.Down(context.Background(), s.User, nop) })
-	srv, err := k.Up(t.Context(), s, nop)
+	var mu sync.Mutex
+	var steps []string
+	srv, err := k.Up(t.Context(), s, func(e backend.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, e.Message)
+	})
 	if err != nil {
 		t.Fatalf("Up: %v", err)
+	}
+	// The pod's events, from the watch on them, each once.
+	mu.Lock()
+	got := strings.Join(steps, "\n")
+	mu.Unlock()
+	for _, want := range []string{"Scheduled: ", "Started: "} {
+		if strings.Count(got, want) < 1 {
+			t.Errorf("Up reported no %q event; its progress:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "Scheduled: "); n > 1 {
+		t.Errorf("Up reported the Scheduled event %d times; its progress:\n%s", n, got)
 	}
 	if !srv.Ready || srv.HealthURL == "" {
 		t.Fatalf("Up = %+v, want ready with a health URL", srv)
@@ -409,5 +432,72 @@ func TestProbeCarriedToTheNextPod(t *testing.T) {
 	}
 	if l := logs(second.User); !strings.Contains(l, "options_cached=true") {
 		t.Errorf("the second agent probed again, though handed the answer:\n%s", l)
+	}
+}
+
+// TestAllowWithNodes: an allowlist that admits this machine also admits
+// the nodes' pod network gateways (kube-proxy masquerades a node's
+// NodePort clients behind them); any other allowlist is left as it is.
+func TestAllowWithNodes(t *testing.T) {
+	gws := []netip.Addr{netip.MustParseAddr("10.244.0.1"), netip.MustParseAddr("10.244.1.1")}
+	for _, tt := range []struct {
+		name     string
+		allow    []string
+		gateways []netip.Addr
+		want     []string
+	}{
+		{"loopback address", []string{"127.0.0.1"}, gws, []string{"127.0.0.1", "10.244.0.1/32", "10.244.1.1/32"}},
+		{"loopback prefix", []string{"192.0.2.0/24", "127.0.0.0/8"}, gws, []string{"192.0.2.0/24", "127.0.0.0/8", "10.244.0.1/32", "10.244.1.1/32"}},
+		{"everyone", []string{"0.0.0.0/0"}, gws[:1], []string{"0.0.0.0/0", "10.244.0.1/32"}},
+		{"not this machine", []string{"192.0.2.0/24"}, gws, []string{"192.0.2.0/24"}},
+		{"nodes unknown", []string{"127.0.0.1"}, nil, []string{"127.0.0.1"}},
+		{"nothing allowed", nil, gws, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, allowWithNodes(tt.allow, tt.gateways)); diff != "" {
+				t.Errorf("allowWithNodes(%q) (-want +got):\n%s", tt.allow, diff)
+			}
+		})
+	}
+}
+
+// TestUpMakesNoPodWhenAnObjectFails: up makes the pod's claim, Service,
+// Secret and Ingress at once, and the pod only when all of them are
+// there. A namespace whose quota allows no Service stops up with the
+// cluster's reason, and no pod is created.
+func TestUpMakesNoPodWhenAnObjectFails(t *testing.T) {
+	ns := "sb-no-services"
+	k, cl := newBackend(t, func(c *config.Config) { c.Kubernetes.Namespace = ns })
+	if out, err := cl.Kubectl("create", "namespace", ns); err != nil && !strings.Contains(out, "AlreadyExists") {
+		t.Fatalf("create namespace: %v: %s", err, out)
+	}
+	t.Cleanup(func() { cl.Kubectl("delete", "namespace", ns, "--wait=false") })
+	if out, err := cl.Kubectl("create", "quota", "no-services", "-n", ns, "--hard=services=0"); err != nil && !strings.Contains(out, "AlreadyExists") {
+		t.Fatalf("create quota: %v: %s", err, out)
+	}
+	// The quota controller fills in the quota's usage before it admits or
+	// refuses anything; until then the API server refuses every Service.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _ := cl.Kubectl("get", "quota", "no-services", "-n", ns, "-o", "jsonpath={.status.used.services}")
+		if strings.TrimSpace(out) == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the quota's usage was not counted within a minute (used.services %q)", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s := spec(t, "k8s-quota", "pw")
+	t.Cleanup(func() {
+		k.Down(context.Background(), s.User, nop)
+		k.Purge(context.Background(), s.User, nop)
+	})
+	_, err := k.Up(t.Context(), s, nop)
+	if err == nil || !strings.Contains(err.Error(), "create service "+PodName(s.User)) || !strings.Contains(err.Error(), "quota") {
+		t.Fatalf("Up = %v, want the Service's creation refused by the quota", err)
+	}
+	if _, err := k.cs.CoreV1().Pods(ns).Get(t.Context(), PodName(s.User), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after the refused Service, get pod = %v; want NotFound (no pod without its Service)", err)
 	}
 }

@@ -47,6 +47,9 @@ type clusterNet struct {
 	// their pod network gateways (the first address of each node's pod
 	// CIDR, where a node's traffic into its pods comes from).
 	Nodes []netip.Addr
+	// Gateways are the nodes' pod network gateways alone, which the
+	// agent's allowlist admits for clients on a node (allowWithNodes).
+	Gateways []netip.Addr
 }
 
 // clusterNet reads the pod network and the nodes' addresses. Listing nodes
@@ -77,6 +80,7 @@ func (k *Kubernetes) clusterNet(ctx context.Context) clusterNet {
 			}
 			p = p.Masked()
 			cn.Nodes = append(cn.Nodes, p.Addr().Next())
+			cn.Gateways = append(cn.Gateways, p.Addr().Next())
 			if !fromConfig {
 				cn.Pods = append(cn.Pods, p)
 			}
@@ -89,6 +93,7 @@ func (k *Kubernetes) clusterNet(ctx context.Context) clusterNet {
 		return a.Bits() - b.Bits()
 	})
 	cn.Nodes = sortedUnique(cn.Nodes, netip.Addr.Compare)
+	cn.Gateways = sortedUnique(cn.Gateways, netip.Addr.Compare)
 	return cn
 }
 

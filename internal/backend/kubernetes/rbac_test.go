@@ -152,6 +152,7 @@ func readPortalRBAC(t *testing.T) (role, cluster []rbacv1.PolicyRule) {
 var onlyOnRepair = map[string]string{
 	"update core/secrets":                      "putSecret replaces a Secret a failed start left behind",
 	"update networking.k8s.io/networkpolicies": "ensureNetworkPolicy follows a changed set of nodes",
+	"list core/events":                         "unboundClaim lists a claim's events when it does not bind; waitReady lists a pod's when the watch on them fails",
 }
 
 // TestPortalRole runs the backend the way the portal does in its pod:
