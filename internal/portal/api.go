@@ -41,6 +41,7 @@ func (p *Portal) api(h func(http.ResponseWriter, *http.Request, who)) http.Handl
 			// A bad token costs its sender: past a burst, the answer is 429
 			// (a good token is never held up by someone else's bad ones).
 			if ok, wait := p.apiLimiter.allow(client, p.now()); !ok {
+				p.metrics.throttled.WithLabelValues("api_token").Inc()
 				w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 				apiError(w, http.StatusTooManyRequests, "too many requests with bad API tokens from your address: wait a little, and check the token")
 				return
@@ -233,4 +234,29 @@ func compact(data json.RawMessage) []byte {
 		return []byte("{}")
 	}
 	return b.Bytes()
+}
+
+// metricsPage is GET /metrics: the fleet's metrics for Prometheus, to an
+// admin's API token only (user names and costs are in them).
+func (p *Portal) metricsPage(w http.ResponseWriter, r *http.Request, id who) {
+	if !id.Admin {
+		apiError(w, http.StatusForbidden, "/metrics is for the portal's admins: scrape it with an admin's API token")
+		return
+	}
+	p.metrics.handler().ServeHTTP(w, r)
+}
+
+// fleet is every server as the Team page shows it, costs included.
+func (p *Portal) fleet(ctx context.Context) ([]*serverView, error) {
+	all, err := p.servers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*serverView, 0, len(all))
+	for _, s := range all {
+		v := parseView(s)
+		p.addCost(ctx, v)
+		out = append(out, v)
+	}
+	return out, nil
 }

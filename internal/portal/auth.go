@@ -154,6 +154,7 @@ func (p *Portal) passwordLogin(w http.ResponseWriter, r *http.Request) {
 		secs := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		p.log.Warn("sign-in rate limited", "client", client)
+		p.metrics.throttled.WithLabelValues("sign_in").Inc()
 		p.render(w, http.StatusTooManyRequests, "login", loginData{Message: fmt.Sprintf("Too many attempts. Wait %d seconds and try again.", secs), Error: true, OIDC: p.oidc != nil, Passwords: true, User: user})
 		return
 	}

@@ -42,7 +42,7 @@ func TestAuthorization(t *testing.T) {
 	carol := tp.signIn(t, "carol", carolPassword)
 	token := tp.makeToken(t, alice)
 	revoked := tp.makeToken(t, alice)
-	tp.revoke(t, alice, revoked)
+	tp.revoke(t, "alice", alice) // the newest: revoked
 
 	login := http.StatusSeeOther // a page sends the anonymous to /login
 	pages := []route{
@@ -66,6 +66,7 @@ func TestAuthorization(t *testing.T) {
 	unauth := http.StatusUnauthorized // the API takes tokens only
 	apis := []route{
 		{method: "GET", path: "/api/v1/me", want: map[string]int{apiToken: 200}},
+		{method: "GET", path: "/metrics", want: map[string]int{apiToken: 403}}, // alice is no admin
 		{method: "GET", path: "/api/v1/servers", want: map[string]int{apiToken: 200}},
 		{method: "GET", path: "/api/v1/servers/alice", want: map[string]int{apiToken: 200}},
 		{method: "GET", path: "/api/v1/servers/bob", want: map[string]int{apiToken: 404}},
@@ -88,7 +89,7 @@ func TestAuthorization(t *testing.T) {
 		for _, id := range identities {
 			t.Run(rt.method+" "+rt.path+" as "+id, func(t *testing.T) {
 				var r *http.Request
-				if strings.HasPrefix(rt.path, "/api/") {
+				if strings.HasPrefix(rt.path, "/api/") || rt.path == "/metrics" {
 					r = httptest.NewRequest(rt.method, rt.path, strings.NewReader(rt.body))
 				} else if rt.method == "POST" {
 					form := url.Values{}
@@ -142,10 +143,10 @@ func TestAuthorization(t *testing.T) {
 	}
 }
 
-// revoke revokes b's token tok on the Tokens page.
-func (tp *testPortal) revoke(t *testing.T, b browser, tok string) {
+// revoke revokes user's newest token on the Tokens page, signed in as b.
+func (tp *testPortal) revoke(t *testing.T, user string, b browser) {
 	t.Helper()
-	ts, err := tp.p.store.tokens(t.Context(), "alice")
+	ts, err := tp.p.store.tokens(t.Context(), user)
 	if err != nil || len(ts) == 0 {
 		t.Fatalf("tokens: %v", err)
 	}
@@ -155,7 +156,6 @@ func (tp *testPortal) revoke(t *testing.T, b browser, tok string) {
 	if resp := tp.do(r); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("revoke: %d", resp.StatusCode)
 	}
-	_ = tok
 }
 
 // A person sees their own server only, by page and by API; an admin sees

@@ -117,6 +117,7 @@ func (p *Portal) record(r *http.Request, by who, action, target, result string) 
 }
 
 func (p *Portal) audit(ctx context.Context, by who, action, target, result, client string) {
+	p.metrics.action(action, result)
 	if err := p.store.audit(ctx, auditEntry{At: p.now(), User: by.User, Action: action, Target: target, Result: result, Client: client}); err != nil {
 		p.log.Error("audit log", "err", err)
 	}

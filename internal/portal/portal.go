@@ -99,6 +99,7 @@ type Portal struct {
 	checking   chan struct{} // argon2id checks in flight
 	csrf       *http.CrossOriginProtection
 	mux        *http.ServeMux
+	metrics    *portalMetrics
 
 	opsMu sync.Mutex
 	ops   map[string]*operation // by user: the start or stop in progress or last done
@@ -137,6 +138,7 @@ func New(ctx context.Context, opts Options) (*Portal, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.metrics = newPortalMetrics(p.fleet, func() time.Time { return p.now() })
 	if u := opts.Config.Portal.ParsedURL; u != nil {
 		if n, err := gateway.NormalizeHost(u.Hostname()); err == nil {
 			p.hosts[n] = struct{}{}
@@ -193,6 +195,7 @@ func (p *Portal) routes() {
 	m.HandleFunc("POST /tokens/{id}/revoke", p.change(p.revokeToken))
 	m.Handle("GET /static/", http.StripPrefix("/static/", staticFiles()))
 	// The API.
+	m.HandleFunc("GET /metrics", p.api(p.metricsPage))
 	m.HandleFunc("GET /api/v1/me", p.api(p.apiMe))
 	m.HandleFunc("GET /api/v1/servers", p.api(p.apiList))
 	m.HandleFunc("GET /api/v1/servers/{user}", p.api(p.apiStatus))
