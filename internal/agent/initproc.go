@@ -29,6 +29,13 @@ var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, sys
 // started runs once cmd is started: the init closes there what only cmd
 // should hold (the spec's descriptor).
 func RunInit(cmd *exec.Cmd, started func()) (int, error) {
+	// Caught before the agent starts: a signal between its start and the
+	// Notify would otherwise be lost (PID 1 ignores what it has no handler
+	// for), and `docker stop` would wait out its grace and kill the agent
+	// before it saved. One caught meanwhile waits in sigs for the agent.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
 	err := cmd.Start()
 	if started != nil {
 		started()
@@ -36,13 +43,8 @@ func RunInit(cmd *exec.Cmd, started func()) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("init: start the agent: %w", err)
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
 	done := make(chan struct{})
-	defer func() {
-		signal.Stop(sigs)
-		close(done)
-	}()
+	defer close(done)
 	go func() {
 		for {
 			select {
