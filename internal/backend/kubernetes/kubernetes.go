@@ -434,28 +434,37 @@ func (k *Kubernetes) Status(ctx context.Context, user string) (backend.Server, e
 
 // List implements backend.Backend: every pod labelled as spinbook's, with
 // its Service's URLs and, for a running one, its control token (for the
-// agent's idle report): three lists, whatever the number of servers.
+// agent's idle report): three lists at once, whatever the number of servers.
 func (k *Kubernetes) List(ctx context.Context) ([]backend.Server, error) {
 	sel := metav1.ListOptions{LabelSelector: backend.LabelManaged + "=" + backend.ManagedBy + "," + backend.LabelUser}
+	var (
+		wg           sync.WaitGroup
+		svcList      *corev1.ServiceList
+		secretList   *corev1.SecretList
+		svcErr, sErr error
+	)
+	wg.Go(func() { svcList, svcErr = k.cs.CoreV1().Services(k.ns).List(ctx, sel) })
+	wg.Go(func() { secretList, sErr = k.cs.CoreV1().Secrets(k.ns).List(ctx, sel) })
 	pods, err := k.cs.CoreV1().Pods(k.ns).List(ctx, sel)
+	wg.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("list pods in %s: %w", k.ns, k.explain(err))
 	}
 	svcs := map[string]*corev1.Service{}
-	if l, err := k.cs.CoreV1().Services(k.ns).List(ctx, sel); err == nil {
-		for i := range l.Items {
-			svcs[l.Items[i].Name] = &l.Items[i]
+	if svcErr == nil {
+		for i := range svcList.Items {
+			svcs[svcList.Items[i].Name] = &svcList.Items[i]
 		}
 	} else {
-		k.log.Debug("list services; URLs left out", "err", err)
+		k.log.Debug("list services; URLs left out", "err", svcErr)
 	}
 	tokens := map[string]string{}
-	if l, err := k.cs.CoreV1().Secrets(k.ns).List(ctx, sel); err == nil {
-		for _, s := range l.Items {
+	if sErr == nil {
+		for _, s := range secretList.Items {
 			tokens[s.Name] = string(s.Data[tokenKey])
 		}
 	} else {
-		k.log.Debug("list secrets; no control tokens", "err", err)
+		k.log.Debug("list secrets; no control tokens", "err", sErr)
 	}
 	var out []backend.Server
 	for i := range pods.Items {
