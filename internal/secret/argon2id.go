@@ -58,16 +58,22 @@ func HashPassword(password string) (string, error) {
 	if password == "" {
 		return "", errors.New("hash password: the password is empty")
 	}
+	return hashWith(password, hashMemory, hashTime, hashThreads)
+}
+
+// hashWith hashes password with a new random salt and the given
+// parameters, in PHC string format.
+func hashWith(password string, memory, passes uint32, threads uint8) (string, error) {
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
 	h := &PasswordHash{
-		memory:  hashMemory,
-		time:    hashTime,
-		threads: hashThreads,
+		memory:  memory,
+		time:    passes,
+		threads: threads,
 		salt:    salt,
-		key:     argon2.IDKey([]byte(password), salt, hashTime, hashMemory, hashThreads, keyLen),
+		key:     argon2.IDKey([]byte(password), salt, passes, memory, threads, keyLen),
 	}
 	return h.String(), nil
 }
@@ -92,18 +98,7 @@ func HashGeneratedPassword(password string) (string, error) {
 	if len(password) < 20 {
 		return "", errors.New("hash generated password: too short to be one spinbook generated")
 	}
-	salt := make([]byte, saltLen)
-	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("hash password: %w", err)
-	}
-	h := &PasswordHash{
-		memory:  generatedMemory,
-		time:    generatedTime,
-		threads: generatedThreads,
-		salt:    salt,
-		key:     argon2.IDKey([]byte(password), salt, generatedTime, generatedMemory, generatedThreads, keyLen),
-	}
-	return h.String(), nil
+	return hashWith(password, generatedMemory, generatedTime, generatedThreads)
 }
 
 // ParsePasswordHash parses an argon2id hash in PHC string format, as made by
