@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/spinbook/spinbook/internal/config"
+	"github.com/spinbook/spinbook/internal/proc/proctest"
 	"github.com/spinbook/spinbook/internal/secret"
 )
 
@@ -157,7 +158,7 @@ func testHashes(t *testing.T) map[string]string {
 type testPortal struct {
 	p       *Portal
 	servers *standInServers
-	logs    *bytes.Buffer
+	logs    *proctest.Buffer // the portal's log, written by its goroutines
 	out     *bytes.Buffer
 	dir     string
 	key     ed25519.PrivateKey
@@ -182,7 +183,7 @@ func newTestPortal(t *testing.T, mod func(*config.Config)) *testPortal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := &testPortal{servers: newStandIn(), logs: &bytes.Buffer{}, out: &bytes.Buffer{}, dir: t.TempDir(), key: key, cfg: cfg}
+	tp := &testPortal{servers: newStandIn(), logs: &proctest.Buffer{}, out: &bytes.Buffer{}, dir: t.TempDir(), key: key, cfg: cfg}
 	tp.start(t)
 	return tp
 }
@@ -192,24 +193,13 @@ func (tp *testPortal) start(t *testing.T) {
 	t.Helper()
 	p, err := New(t.Context(), Options{
 		Config: tp.cfg, Servers: tp.servers, StateDir: tp.dir, Key: tp.key, Out: tp.out, OIDC: tp.oidc,
-		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: tp.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(slog.NewTextHandler(tp.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
 	tp.p = p
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 // do runs a request through the portal. Host is 127.0.0.1:8700 unless set.
