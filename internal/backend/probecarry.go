@@ -3,10 +3,8 @@ package backend
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"maps"
@@ -121,19 +119,8 @@ func controlClient(srv Server) (*http.Client, bool) {
 	case strings.HasPrefix(srv.URL, "http://"):
 		return client, true
 	case strings.HasPrefix(srv.URL, "https://") && srv.TLSFingerprint != "":
-		want := srv.TLSFingerprint
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{
-			InsecureSkipVerify: true, // checked by VerifyConnection against the pinned fingerprint
-			VerifyConnection: func(cs tls.ConnectionState) error {
-				if len(cs.PeerCertificates) == 0 || tlscert.FingerprintDER(cs.PeerCertificates[0].Raw) != want {
-					return errPinMismatch
-				}
-				return nil
-			},
-		}}
+		client.Transport = &http.Transport{TLSClientConfig: tlscert.Pinned(srv.TLSFingerprint)}
 		return client, true
 	}
 	return nil, false
 }
-
-var errPinMismatch = errors.New("the front door's certificate is not the one up saw")

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -194,15 +192,7 @@ func controlTransport(srv backend.Server) *http.Transport {
 	if srv.TLSFingerprint == "" {
 		return tr
 	}
-	tr.TLSClientConfig = &tls.Config{
-		InsecureSkipVerify: true, // verified below, by fingerprint
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !strings.EqualFold(tlscert.FingerprintDER(cs.PeerCertificates[0].Raw), srv.TLSFingerprint) {
-				return x509.CertificateInvalidError{Reason: x509.NotAuthorizedToSign, Detail: "not the certificate recorded for this server"}
-			}
-			return nil
-		},
-	}
+	tr.TLSClientConfig = tlscert.Pinned(srv.TLSFingerprint)
 	return tr
 }
 

@@ -160,6 +160,24 @@ func FingerprintDER(der []byte) string {
 	return b.String()
 }
 
+// Pinned is a client TLS configuration that accepts only the certificate
+// whose Fingerprint is fingerprint (a self-signed front door's, as the
+// backend recorded it), whatever its issuer or names.
+func Pinned(fingerprint string) *tls.Config {
+	return &tls.Config{
+		InsecureSkipVerify: true, // checked by VerifyConnection against the fingerprint
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the server showed no certificate")
+			}
+			if got := FingerprintDER(cs.PeerCertificates[0].Raw); !strings.EqualFold(got, fingerprint) {
+				return fmt.Errorf("the server's certificate (SHA-256 %s) is not the certificate recorded for this server (%s)", got, fingerprint)
+			}
+			return nil
+		},
+	}
+}
+
 // FingerprintFile is Fingerprint of the certificate file dir/CertFile, as
 // SelfSigned keeps it.
 func FingerprintFile(dir string) (string, error) {

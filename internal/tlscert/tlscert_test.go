@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +92,35 @@ func TestHosts(t *testing.T) {
 	got = Hosts("[::]:8800")
 	if name != "" && got[len(got)-1] != strings.ToLower(name) {
 		t.Errorf("Hosts([::]:8800) = %q, want the host name %s last", got, name)
+	}
+}
+
+// TestPinned: a client with Pinned reaches the server whose certificate
+// has the fingerprint (in either case of hex) and no other.
+func TestPinned(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer srv.Close()
+	get := func(fp string) error {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: Pinned(fp)}}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	fp := FingerprintDER(srv.Certificate().Raw)
+	if err := get(fp); err != nil {
+		t.Errorf("the pinned certificate was refused: %v", err)
+	}
+	if err := get(strings.ToLower(fp)); err != nil {
+		t.Errorf("the pinned certificate, in lower case, was refused: %v", err)
+	}
+	other := strings.Repeat("00:", 31) + "00"
+	if err := get(other); err == nil || !strings.Contains(err.Error(), "not the certificate recorded") {
+		t.Errorf("another fingerprint: got %v, want the certificate refused", err)
+	}
+	if err := get(""); err == nil {
+		t.Error("an empty fingerprint accepted a certificate")
 	}
 }
