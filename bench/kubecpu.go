@@ -80,18 +80,8 @@ func procTimes(pid int) (own, children time.Duration, comm string) {
 	if pid == 0 {
 		return 0, 0, ""
 	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, ""
-	}
-	// The fields after the command name, which may hold spaces.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if j := strings.IndexByte(s, '('); j >= 0 && j < i {
-		comm = s[j+1 : i]
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 15 {
+	comm, f, err := proc.Stat(pid)
+	if err != nil || len(f) < 15 {
 		return 0, 0, comm
 	}
 	n := func(k int) time.Duration {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -95,27 +96,38 @@ func WaitGone(pid int, start uint64, timeout time.Duration) bool {
 	return true
 }
 
-// stat reads the parent pid and start time of pid.
-func stat(pid int) (ppid int, start uint64, err error) {
+// Stat reads /proc/PID/stat: the command name (field 2) and the fields
+// after it, fields[0] being field 3 (the state). The command name is in
+// parentheses and may hold spaces and parentheses, so the fields start
+// after the last ')'.
+func Stat(pid int) (comm string, fields []string, err error) {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, 0, fmt.Errorf("process %d: %w", pid, err)
+		return "", nil, fmt.Errorf("process %d: %w", pid, err)
 	}
-	// The command name (field 2) is in parentheses and may hold spaces.
 	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, 0, errors.New("process " + strconv.Itoa(pid) + ": unreadable stat")
+	j := bytes.IndexByte(data, '(')
+	if i < 0 || j < 0 || j > i {
+		return "", nil, errors.New("process " + strconv.Itoa(pid) + ": unreadable stat")
 	}
-	f := bytes.Fields(data[i+1:])
-	// f[0] is field 3 (state), f[1] field 4 (ppid), f[19] field 22 (starttime).
+	return string(data[j+1 : i]), strings.Fields(string(data[i+1:])), nil
+}
+
+// stat reads the parent pid and start time of pid.
+func stat(pid int) (ppid int, start uint64, err error) {
+	_, f, err := Stat(pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	// f[1] is field 4 (ppid), f[19] field 22 (starttime).
 	if len(f) < 20 {
 		return 0, 0, errors.New("process " + strconv.Itoa(pid) + ": short stat")
 	}
-	ppid, err = strconv.Atoi(string(f[1]))
+	ppid, err = strconv.Atoi(f[1])
 	if err != nil {
 		return 0, 0, fmt.Errorf("process %d: ppid: %w", pid, err)
 	}
-	start, err = strconv.ParseUint(string(f[19]), 10, 64)
+	start, err = strconv.ParseUint(f[19], 10, 64)
 	if err != nil {
 		return 0, 0, fmt.Errorf("process %d: start time: %w", pid, err)
 	}
@@ -123,15 +135,14 @@ func stat(pid int) (ppid int, start uint64, err error) {
 }
 
 func status(pid int) (byte, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	_, f, err := Stat(pid)
 	if err != nil {
 		return 0, err
 	}
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 || i+2 >= len(data) {
+	if len(f) == 0 || f[0] == "" {
 		return 0, errors.New("unreadable stat")
 	}
-	return data[i+2], nil
+	return f[0][0], nil
 }
 
 // UID returns the real user id pid runs as (the first Uid field of

@@ -3,6 +3,8 @@ package proc
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -75,5 +77,42 @@ func TestUID(t *testing.T) {
 	}
 	if _, err := UID(0); err == nil {
 		t.Fatal("UID(0): want an error, there is no process 0")
+	}
+}
+
+// TestStatCommandWithParentheses: a command name holding a space and a
+// ')' (the executable's name, which a user controls) neither shifts the
+// fields nor ends the name early.
+func TestStatCommandWithParentheses(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(t.TempDir(), "a) b")
+	if err := os.WriteFile(odd, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(odd, "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	comm, f, err := Stat(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comm != "a) b" {
+		t.Errorf("command name %q, want %q", comm, "a) b")
+	}
+	if len(f) < 20 || f[1] != strconv.Itoa(os.Getpid()) {
+		t.Errorf("fields %q: want field 4 (ppid) to be this process, %d", f, os.Getpid())
+	}
+	if _, err := status(cmd.Process.Pid); err != nil {
+		t.Errorf("status: %v", err)
 	}
 }
