@@ -186,6 +186,52 @@ func TestUnboundClaimFailsClearly(t *testing.T) {
 	}
 }
 
+// TestClaimNotYetSeenIsWaitedFor: a pod the scheduler finds before it has
+// seen the pod's claim is unschedulable for a moment, with the real
+// scheduler's `persistentvolumeclaim "NAME" not found`. Up must wait that
+// out (once a CI run's Up failed on it, calling it "no node can run it"):
+// stuck says nothing, and the pod is scheduled once the claim is there.
+func TestClaimNotYetSeenIsWaitedFor(t *testing.T) {
+	k, _ := newBackend(t, nil)
+	s := spec(t, "k8s-lateclaim", "pw")
+	t.Cleanup(func() {
+		k.Down(context.Background(), s.User, nop)
+		k.Purge(context.Background(), s.User, nop)
+	})
+	p := podSpec(k.cfg, s, config.Size{})
+	p.Namespace = k.ns
+	pods := k.cs.CoreV1().Pods(k.ns)
+	if _, err := pods.Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	scheduled := func(want corev1.ConditionStatus) *corev1.Pod {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			pod, err := pods.Get(t.Context(), p.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range pod.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == want {
+					return pod
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("pod %s: no PodScheduled=%s within a minute", p.Name, want)
+		return nil
+	}
+	pod := scheduled(corev1.ConditionFalse)
+	if msg := k.stuck(t.Context(), pod, 0); msg != "" {
+		t.Errorf("stuck on a claim the scheduler has not seen = %q, want a wait", msg)
+	}
+	if err := k.ensurePVC(t.Context(), s.User, config.Size{}, nop); err != nil {
+		t.Fatal(err)
+	}
+	scheduled(corev1.ConditionTrue)
+}
+
 // TestWorkspaceSurvivesDownUpAndPurge: a file in the workspace is there
 // after down and up (the claim is kept); Purge deletes the claim.
 func TestWorkspaceSurvivesDownUpAndPurge(t *testing.T) {

@@ -229,6 +229,16 @@ func evTime(e *corev1.Event) time.Time {
 // warning from the cluster, before Up gives up on it.
 const pvcBindGrace = 15 * time.Second
 
+// claimWait says whether the scheduler's reason is the workspace claim:
+// unbound yet, or not yet seen (the scheduler's cache of claims may lag
+// the claim made just before the pod, and its message then says
+// `persistentvolumeclaim "NAME" not found`). Both pass once the scheduler
+// catches up, so neither is a node short of room.
+func claimWait(msg string) bool {
+	msg = strings.ToLower(msg)
+	return strings.Contains(msg, "unbound") || strings.Contains(msg, "persistentvolumeclaim")
+}
+
 // stuck says why pod cannot become ready, or "" while it may still.
 func (k *Kubernetes) stuck(ctx context.Context, pod *corev1.Pod, waited time.Duration) string {
 	user := pod.Labels[backend.LabelUser]
@@ -237,7 +247,7 @@ func (k *Kubernetes) stuck(ctx context.Context, pod *corev1.Pod, waited time.Dur
 	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
-			if strings.Contains(c.Message, "unbound") || strings.Contains(c.Message, "PersistentVolumeClaim") {
+			if claimWait(c.Message) {
 				if msg := k.unboundClaim(ctx, user, waited); msg != "" {
 					return msg
 				}
