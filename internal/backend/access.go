@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 )
 
 // AccessDigest is a SHA-256 over the settings of s that decide who gets in:
@@ -26,4 +27,24 @@ func (s AgentSpec) AccessDigest() string {
 	}{s.PasswordHash, s.Allow, s.TrustedProxies, s.TLSCert, s.TLSKey, s.TLSSelfSigned, s.Hosts, s.PortalKey, s.PortalOnly})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// AllowsLoopback says whether allow, entries of access.allow (CIDRs or
+// addresses), admits 127.0.0.1: a client on this machine. A container's
+// or pod's agent sees such a client arrive from a gateway instead, which
+// the docker and kubernetes backends then add.
+func AllowsLoopback(allow []string) bool {
+	loopback := netip.MustParseAddr("127.0.0.1")
+	for _, s := range allow {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if p.Contains(loopback) {
+			return true
+		}
+	}
+	return false
 }

@@ -46,3 +46,22 @@ func TestAccessDigest(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowsLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		allow []string
+		want  bool
+	}{
+		{nil, false},
+		{[]string{"127.0.0.0/8"}, true},
+		{[]string{"127.0.0.1"}, true},
+		{[]string{"0.0.0.0/0"}, true},
+		{[]string{"203.0.113.0/24", "127.0.0.1/32"}, true},
+		{[]string{"127.0.0.2/32", "::1/128", "203.0.113.7"}, false},
+		{[]string{"not an address"}, false},
+	} {
+		if got := AllowsLoopback(tt.allow); got != tt.want {
+			t.Errorf("AllowsLoopback(%q) = %v, want %v", tt.allow, got, tt.want)
+		}
+	}
+}

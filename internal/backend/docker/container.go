@@ -142,17 +142,7 @@ func entrypoint(in placement) []string {
 // as the peer, never 127.0.0.1. Clients from other machines keep their own
 // address (the Engine forwards with DNAT).
 func allowWithGateway(allow []string, c *container.InspectResponse) []string {
-	loopback := false
-	for _, s := range allow {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(s); aerr == nil {
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-		}
-		loopback = loopback || p.Contains(netip.MustParseAddr("127.0.0.1"))
-	}
-	if !loopback || c.NetworkSettings == nil {
+	if !backend.AllowsLoopback(allow) || c.NetworkSettings == nil {
 		return allow
 	}
 	out := append([]string(nil), allow...)

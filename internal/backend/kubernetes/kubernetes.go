@@ -311,17 +311,7 @@ func (k *Kubernetes) agentSpec(spec backend.Spec, cn clusterNet) (backend.AgentS
 // from 127.0.0.1. Clients from elsewhere keep their own address when the
 // Service keeps it (externalTrafficPolicy Local).
 func allowWithNodes(allow []string, gateways []netip.Addr) []string {
-	loopback := false
-	for _, s := range allow {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(s); aerr == nil {
-				p = netip.PrefixFrom(a, a.BitLen())
-			}
-		}
-		loopback = loopback || p.Contains(netip.MustParseAddr("127.0.0.1"))
-	}
-	if !loopback {
+	if !backend.AllowsLoopback(allow) {
 		return allow
 	}
 	out := append([]string(nil), allow...)
